@@ -1,0 +1,60 @@
+"""Profiles are data: a small table of overrides applied to every run spec of a chapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .paths import REPO_ROOT, cache_dir
+from .spec import RunSpec
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a chapter runs: which data, at what scale, and where its results are kept."""
+
+    name: str
+    description: str
+    spec_overrides: dict[str, Any]
+    synthetic_per_class: int | None = None  # synthetic images per class; None = real data
+    synthetic_size: int = 64
+    explain_samples: int = 8  # images per run whose heatmaps are stored
+    bootstrap: int = 1000
+    committed: bool = False  # results are committed with the book (else kept in the cache)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, spec: RunSpec) -> RunSpec:
+        """The spec with this profile's overrides; an image size override never enlarges a spec."""
+        overrides = dict(self.spec_overrides)
+        if "image_size" in overrides:
+            overrides["image_size"] = min(overrides["image_size"], spec.image_size)
+        return spec.but(profile=self.name, **overrides)
+
+    def store_dir(self) -> Path:
+        return REPO_ROOT / "book" / "results" if self.committed else cache_dir("results", self.name)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="synthetic data in each dataset's real layout, 48 px images, 2 epochs, CPU, seconds",
+        spec_overrides={"data": "synthetic", "image_size": 48, "epochs": 2, "batch_size": 16},
+        synthetic_per_class=14,
+        synthetic_size=64,
+        explain_samples=4,
+        bootstrap=200,
+    ),
+    "full": Profile(
+        name="full",
+        description="real data at the paper's resolution, epochs and batch size, repeated seeds",
+        spec_overrides={"data": "real"},
+        committed=True,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,102 @@
+"""The result of a run and the store that keeps results keyed by run-spec hash (small enough to commit)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .spec import RunSpec
+
+TABLES = ("history", "predictions", "explanations", "split_counts")
+
+
+@dataclass
+class Result:
+    """What one run produced.
+
+    ``metrics`` maps an evaluation name ("test", "test_unmasked", "external:<dataset>") to metric values;
+    ``ci`` maps the same names to {metric: [low, high]} bootstrap 95% intervals. ``predictions`` holds one row
+    per evaluated image (evaluation, id, label, pred, p_<class>...). ``heatmaps`` holds a few stored Grad-CAM maps.
+    """
+
+    spec: RunSpec
+    key: str
+    metrics: dict[str, dict[str, float]]
+    ci: dict[str, dict[str, list[float]]]
+    confusion: dict[str, list[list[int]]]
+    timings: dict[str, float]
+    provenance: dict[str, Any]
+    exclusions: list[dict[str, str]] = field(default_factory=list)
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    explanations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    split_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # id -> uint8 (h, w) map
+
+    def metric(self, name: str, evaluation: str = "test") -> float:
+        return self.metrics[evaluation][name]
+
+
+class ResultStore:
+    """A folder of results, one sub-folder per run key: result.json, CSV tables, heatmaps.npz."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def has(self, key: str) -> bool:
+        return (self.path(key) / "result.json").exists()
+
+    def save(self, result: Result) -> Path:
+        folder = self.path(result.key)
+        temporary = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        document = {
+            "spec": result.spec.to_dict(), "key": result.key, "metrics": result.metrics, "ci": result.ci,
+            "confusion": result.confusion, "timings": result.timings, "provenance": result.provenance,
+            "exclusions": result.exclusions,
+        }
+        (temporary / "result.json").write_text(json.dumps(document, indent=1, sort_keys=True, default=_plain))
+        for name in TABLES:
+            table: pd.DataFrame = getattr(result, name)
+            if not table.empty:
+                table.to_csv(temporary / f"{name}.csv", index=False, float_format="%.6g")
+        if result.heatmaps:
+            np.savez_compressed(temporary / "heatmaps.npz", ids=np.array(list(result.heatmaps)),
+                                maps=np.stack(list(result.heatmaps.values())))
+        shutil.rmtree(folder, ignore_errors=True)
+        temporary.rename(folder)
+        return folder
+
+    def load(self, key: str) -> Result:
+        folder = self.path(key)
+        document = json.loads((folder / "result.json").read_text())
+        tables = {name: pd.read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists()
+                  else pd.DataFrame() for name in TABLES}
+        if "predictions" in tables and "id" in tables["predictions"]:
+            tables["predictions"]["id"] = tables["predictions"]["id"].astype(str)
+        heatmaps = {}
+        if (folder / "heatmaps.npz").exists():
+            with np.load(folder / "heatmaps.npz") as stored:
+                heatmaps = dict(zip(stored["ids"].tolist(), stored["maps"]))
+        return Result(spec=RunSpec.from_dict(document["spec"]), key=document["key"], metrics=document["metrics"],
+                      ci=document["ci"], confusion=document["confusion"], timings=document["timings"],
+                      provenance=document["provenance"], exclusions=document["exclusions"], heatmaps=heatmaps,
+                      **tables)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in result.json")

@@ -1,0 +1,236 @@
+"""Turns run specs into results: data -> split -> preprocess -> train -> evaluate -> explain -> store.
+
+Nothing here knows which paper it serves; a chapter hands in a list of specs and gets results back.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import explain, metrics
+from .data import load_dataset
+from .data.checksums import dataset_digest
+from .data.duplicates import assign_groups, find_duplicates
+from .data.splits import Split, grouped_split, source_split, stratified_split
+from .data.synthetic import synthetic_data_root
+from .images import apply_roi, load_arrays
+from .models import build_model
+from .paths import cache_dir, resolve_data_root
+from .profiles import Profile, get_profile
+from .provenance import provenance
+from .records import Record
+from .results import Result, ResultStore
+from .sampling import smote_pixels, undersample
+from .spec import RunSpec
+from .train import TrainConfig, predict_proba, train
+
+SPLITTERS = {"stratified": stratified_split, "grouped": grouped_split, "source": source_split}
+BINARY_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "miss_rate", "false_alarm_rate")
+MULTICLASS_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+HEATMAP_SIZE = 96
+
+
+@dataclass
+class RunOutcome:
+    spec: RunSpec
+    key: str
+    result: Result | None  # None while the run is pending (not executed yet)
+
+
+class RunSet(list):
+    """The outcomes of a list of specs, in order, with tables for the notebooks."""
+
+    @property
+    def done(self) -> list[Result]:
+        return [o.result for o in self if o.result is not None]
+
+    @property
+    def pending(self) -> pd.DataFrame:
+        rows = [{"setting": o.spec.label, "seed": o.spec.seed, "key": o.key} for o in self if o.result is None]
+        return pd.DataFrame(rows, columns=["setting", "seed", "key"])
+
+    def per_run(self, evaluation: str = "test") -> pd.DataFrame:
+        """One row per finished run: setting, seed, key and every metric of ``evaluation``."""
+        rows = []
+        for result in self.done:
+            if evaluation in result.metrics:
+                rows.append({"setting": result.spec.label, "seed": result.spec.seed, "key": result.key,
+                             **result.metrics[evaluation], **result.timings})
+        return pd.DataFrame(rows)
+
+    def summary(self, metric_names: Sequence[str], evaluation: str = "test") -> pd.DataFrame:
+        """Mean and 95% t-interval over seeds per setting, long format: setting, metric, mean, low, high, n."""
+        table = self.per_run(evaluation)
+        if table.empty:
+            return pd.DataFrame(columns=["setting", "metric", "mean", "low", "high", "n"])
+        wide = metrics.summarise_runs(table, ["setting"], list(metric_names))
+        return wide
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(name: str, root: Path):
+    return load_dataset(name, data_root=root)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(name: str, root: Path) -> str:
+    return dataset_digest(name, data_root=root)
+
+
+def data_root_for(spec: RunSpec, profile: Profile, data_root: str | Path | None = None) -> Path:
+    """Real data from the resolved data root, or the cached synthetic stand-ins of the smoke profile."""
+    if spec.data == "synthetic":
+        return synthetic_data_root([spec.dataset, *spec.external], n_per_class=profile.synthetic_per_class,
+                                   size=profile.synthetic_size, seed=0)
+    return resolve_data_root(data_root)
+
+
+def spec_key(spec: RunSpec, root: Path) -> str:
+    digests = "|".join(_digest(name, root) for name in (spec.dataset, *spec.external))
+    return spec.key(digests)
+
+
+def select_records(records: Sequence[Record], classes: Sequence[str]) -> tuple[list[Record], list[dict[str, str]]]:
+    kept = [r for r in records if r.label in classes]
+    excluded = [{"id": r.id, "reason": f"class '{r.label}' is not part of this run"} for r in records
+                if r.label not in classes]
+    return kept, excluded
+
+
+def make_split(spec: RunSpec, records: list[Record]) -> Split:
+    if spec.split not in SPLITTERS:
+        raise ValueError(f"unknown split {spec.split!r}; choose one of {', '.join(SPLITTERS)}")
+    if spec.split == "grouped":
+        records = assign_groups(records, find_duplicates(records))
+    return SPLITTERS[spec.split](records, fractions=spec.fractions, seed=spec.seed)
+
+
+def _arrays(records: Sequence[Record], spec: RunSpec, digest: str, roi: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images, masks = load_arrays(records, spec.image_size, digest)
+    labels = np.array([spec.classes.index(r.label) for r in records])
+    return (apply_roi(images, masks) if roi else images), masks, labels
+
+
+def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], spec: RunSpec, profile: Profile,
+              name: str, device: str) -> tuple[dict, dict, list, pd.DataFrame, float]:
+    proba, seconds = predict_proba(model, x, batch_size=spec.batch_size * 2, device=device)
+    binary = len(spec.classes) == 2
+    names = BINARY_METRICS if binary else MULTICLASS_METRICS
+    values = metrics.classification_metrics(y, proba, positive=1 if binary else None, labels=list(spec.classes))
+    cis = metrics.bootstrap_cis(y, proba, list(names), n_boot=profile.bootstrap, seed=spec.seed,
+                                positive=1 if binary else None)
+    ci = {row.metric: [float(row.low), float(row.high)] for row in cis.itertuples()}
+    cm = metrics.confusion(y, proba.argmax(1), len(spec.classes)).tolist()
+    table = pd.DataFrame({"evaluation": name, "id": [r.id for r in records], "label": y, "pred": proba.argmax(1)})
+    for k, cls in enumerate(spec.classes):
+        table[f"p_{cls}"] = proba[:, k]
+    return {m: float(values[m]) for m in values}, ci, cm, table, seconds
+
+
+def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Sequence[Record], name: str,
+             samples: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Grad-CAM for every evaluated image: heat-in-lesion scores for all, stored maps for a balanced sample."""
+    model = model.cpu().float().eval()
+    maps = explain.grad_cam(model, torch.from_numpy(x).permute(0, 3, 1, 2).float(), list(map(int, y)))
+    scores = explain.explanation_scores(maps, [m if m.any() else None for m in masks], [r.id for r in records])
+    scores.insert(0, "evaluation", name)
+    chosen: list[int] = []
+    for cls in np.unique(y):
+        chosen += list(np.flatnonzero(y == cls)[: max(1, samples // len(np.unique(y)))])
+    stored: dict[str, np.ndarray] = {}
+    for i in chosen:
+        small = torch.nn.functional.interpolate(torch.from_numpy(maps[i])[None, None], size=HEATMAP_SIZE,
+                                                mode="bilinear", align_corners=False)[0, 0].numpy()
+        stored[f"{name}|{records[i].id}"] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+    return scores, stored
+
+
+def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
+    """Execute one spec end to end and return its result (not yet stored)."""
+    began = time.perf_counter()
+    dataset = _dataset(spec.dataset, root)
+    records, exclusions = select_records(dataset.records, spec.classes)
+    exclusions += [{"id": str(e.path), "reason": e.reason} for e in dataset.exclusions]
+    split = make_split(spec, records)
+    exclusions += [{"id": rid, "reason": reason} for rid, reason in split.exclusions]
+    digest = _digest(spec.dataset, root)
+    train_x, _, train_y = _arrays(split.train, spec, digest, spec.roi)
+    val_x, _, val_y = _arrays(split.val, spec, digest, spec.roi)
+    test_x, test_masks, test_y = _arrays(split.test, spec, digest, spec.roi)
+    if spec.sampling == "smote":
+        train_x, train_y = smote_pixels(train_x, train_y, seed=spec.seed)
+    elif spec.sampling == "undersample":
+        keep = undersample(train_y, seed=spec.seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    elif spec.sampling != "none":
+        raise ValueError(f"unknown sampling {spec.sampling!r}; choose none, smote or undersample")
+    model, info = build_model(spec.model, len(spec.classes), pretrained=spec.pretrained, seed=spec.seed,
+                              input_size=spec.image_size)
+    checkpoint = cache_dir("checkpoints") / f"{key}.pt"
+    config = TrainConfig(optimizer=spec.optimizer, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
+                         seed=spec.seed, early_stopping=spec.early_stopping, select=spec.select, device=device,
+                         checkpoint=checkpoint, progress=progress)
+    trained = train(model, (train_x, train_y), (val_x, val_y), config)
+    evaluations = {"test": (test_x, test_y, test_masks, split.test)}
+    if spec.roi:
+        raw_x, _, _ = _arrays(split.test, spec, digest, roi=False)
+        evaluations["test_unmasked"] = (raw_x, test_y, test_masks, split.test)
+    for name in spec.external:
+        ext_records, _ = select_records(_dataset(name, root).records, spec.classes)
+        ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), spec.roi)
+        evaluations[f"external:{name}"] = (ext_x, ext_y, ext_masks, ext_records)
+    all_metrics, all_ci, confusions, predictions, explanations, heatmaps = {}, {}, {}, [], [], {}
+    inference = 0.0
+    for name, (x, y, masks, recs) in evaluations.items():
+        values, ci, cm, table, seconds = _evaluate(trained.model, x, y, recs, spec, profile, name, device)
+        all_metrics[name], all_ci[name], confusions[name] = values, ci, cm
+        predictions.append(table)
+        inference = seconds if name == "test" else inference
+        scores, maps = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
+        explanations.append(scores)
+        heatmaps.update(maps)
+    checkpoint.unlink(missing_ok=True)
+    counts = split.counts().reset_index().rename(columns={"index": "label"})
+    timings = {"train_seconds": trained.seconds, "inference_seconds_per_image": inference,
+               "epochs_run": int(trained.history["epoch"].max()), "selected_epoch": trained.selected_epoch,
+               "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began}
+    record = provenance(trained.device)
+    record.update({"weights_origin": info.weights_origin, "input_normalisation": info.input_normalisation,
+                   "parameters": info.parameters, "data_digest": {n: _digest(n, root) for n in
+                                                                   (spec.dataset, *spec.external)},
+                   "data_root": "synthetic (generated)" if spec.data == "synthetic" else str(root),
+                   "split_method": split.method})
+    return Result(spec=spec, key=key, metrics=all_metrics, ci=all_ci, confusion=confusions, timings=timings,
+                  provenance=record, exclusions=exclusions, history=trained.history,
+                  predictions=pd.concat(predictions, ignore_index=True),
+                  explanations=pd.concat(explanations, ignore_index=True), split_counts=counts, heatmaps=heatmaps)
+
+
+def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_root: str | Path | None = None,
+            execute: bool = True, device: str = "auto", progress: bool = True) -> RunSet:
+    """Results for every spec under a profile: stored ones are reused, missing ones run (if ``execute``)."""
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    store = ResultStore(profile.store_dir())
+    outcomes = RunSet()
+    for raw in specs:
+        spec = profile.apply(raw)
+        root = data_root_for(spec, profile, data_root)
+        key = spec_key(spec, root)
+        if store.has(key):
+            outcomes.append(RunOutcome(spec, key, store.load(key)))
+        elif execute:
+            torch.manual_seed(spec.seed)
+            result = run_one(spec, profile, root, key, device=device, progress=progress)
+            store.save(result)
+            outcomes.append(RunOutcome(spec, key, store.load(key)))
+        else:
+            outcomes.append(RunOutcome(spec, key, None))
+    return outcomes

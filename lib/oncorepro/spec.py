@@ -1,0 +1,64 @@
+"""The run spec: everything that decides a result. Its hash keys the results store."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SPEC_VERSION = 1  # bump when the meaning of a field or the pipeline behind it changes: old results then miss
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training-and-evaluation run. Field defaults are the full profile of chapter 1's main setting."""
+
+    dataset: str
+    classes: tuple[str, ...]
+    model: str = "tf_efficientnetv2_b0"
+    pretrained: str | bool = False
+    image_size: int = 299
+    roi: bool = False  # multiply each training image by its lesion mask
+    roi_at_test: bool = True  # the test (and validation) images get their mask too: the paper's protocol
+    sampling: str = "none"  # none | smote | undersample (training part only)
+    split: str = "stratified"  # stratified | grouped | source
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    optimizer: str = "nadam"
+    lr: float = 1e-4
+    epochs: int = 22
+    batch_size: int = 32
+    early_stopping: int | None = None  # patience in epochs on validation loss; None trains all epochs
+    select: str = "last"  # evaluate the last epoch's weights (Keras fit) or "best_val"
+    external: tuple[str, ...] = ()  # other datasets the trained model is also tested on (same class names)
+    seed: int = 0  # seeds the split, sampling, initialisation and batch order
+    data: str = "real"  # real | synthetic
+    profile: str = "full"
+    label: str = ""  # the setting's name in tables ("BUSI, ROI, SMOTE"); not part of the key
+
+    def key_fields(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        fields.pop("label")
+        return fields
+
+    def key(self, data_digest: str) -> str:
+        """Hash of the spec, the data's checksum digest and the spec version: the results-store key."""
+        payload = json.dumps({"spec": self.key_fields(), "data": data_digest, "version": SPEC_VERSION},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
+        values = dict(values)
+        values["classes"] = tuple(values["classes"])
+        values["fractions"] = tuple(values["fractions"])
+        values["external"] = tuple(values.get("external", ()))
+        return cls(**values)
+
+    def but(self, **changes: Any) -> RunSpec:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
