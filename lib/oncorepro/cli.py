@@ -24,12 +24,15 @@ def _data_list(args: argparse.Namespace) -> int:
 def _data_verify(args: argparse.Namespace) -> int:
     from .data.checksums import verify_checksums
     from .data.registry import DATASETS
+    from .paths import resolve_data_root
 
+    root = resolve_data_root(args.data_root)
+    names = args.names or [name for name, info in DATASETS.items() if (root / info.folder).exists()]
     failed = 0
-    for name in args.names or list(DATASETS):
-        report = verify_checksums(name, args.data_root)
+    for name in names:
+        report = verify_checksums(name, root)
         print(f"{name}: {report.summary()}")
-        failed += not report.ok
+        failed += not report.passed
     return 1 if failed else 0
 
 

@@ -106,9 +106,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, positive: i
     a Keras/scikit-learn "macro avg" report prints).
 
     Multiclass (otherwise): accuracy; precision, recall, f1 as macro averages (also under the ``_macro`` names);
-    roc_auc as the macro one-vs-rest AUC; and, when ``labels`` are given, per-class one-vs-rest entries
-    "<metric>/<label>" for precision, recall, f1, specificity, miss_rate, false_alarm_rate, class_accuracy,
-    one_vs_rest_accuracy and roc_auc (see :func:`one_vs_rest_rates`).
+    specificity_macro (mean one-vs-rest specificity); roc_auc as the macro one-vs-rest AUC; and, when ``labels``
+    are given, per-class one-vs-rest entries "<metric>/<label>" for precision, recall, f1, specificity,
+    miss_rate, false_alarm_rate, class_accuracy, one_vs_rest_accuracy and roc_auc (see :func:`one_vs_rest_rates`).
     """
     y_true, proba = _check(y_true, proba)
     k = proba.shape[1]
@@ -140,15 +140,17 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, positive: i
             **macro,
         }
     aucs = np.array([_auc(y_true == c, proba[:, c]) for c in classes])
+    class_rates = [one_vs_rest_rates(cm, c) for c in classes]
+    specificity = np.array([1.0 - rates["false_alarm_rate"] for rates in class_rates])
     result = {"accuracy": accuracy, "precision": macro["precision_macro"], "recall": macro["recall_macro"],
-              "f1": macro["f1_macro"], "roc_auc": float(aucs.mean()), **macro}
+              "f1": macro["f1_macro"], "roc_auc": float(aucs.mean()), **macro,
+              "specificity_macro": _macro(specificity)}
     if labels is not None:
         if len(labels) != k:
             raise ValueError(f"{len(labels)} labels given for {k} classes")
-        for c, label in enumerate(labels):
-            rates = one_vs_rest_rates(cm, c)
+        for c, (label, rates) in enumerate(zip(labels, class_rates)):
             result.update({f"precision/{label}": float(precision[c]), f"recall/{label}": float(recall[c]),
-                           f"f1/{label}": float(f1[c]), f"specificity/{label}": 1.0 - rates["false_alarm_rate"],
+                           f"f1/{label}": float(f1[c]), f"specificity/{label}": float(specificity[c]),
                            f"miss_rate/{label}": rates["miss_rate"],
                            f"false_alarm_rate/{label}": rates["false_alarm_rate"],
                            f"class_accuracy/{label}": rates["class_accuracy"],
@@ -239,6 +241,8 @@ def _metrics_on_resamples(y_true: np.ndarray, proba: np.ndarray, idx: np.ndarray
             out[name] = _nanmean_rows(recall)
         elif not binary and base in {"precision", "recall", "f1"}:
             out[name] = out[f"{base}_macro"]
+        elif not binary and base == "specificity_macro":
+            out[name] = _nanmean_rows(per_class["specificity"])
         elif not binary and base == "roc_auc":
             out[name] = np.mean([auc(c) for c in range(k)], axis=0)
         else:

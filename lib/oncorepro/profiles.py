@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,12 @@ class Profile:
     name: str
     description: str
     spec_overrides: dict[str, Any]
+    seeds: tuple[int, ...] = (0, 1, 2)
     synthetic_per_class: int | None = None  # synthetic images per class; None = real data
     synthetic_size: int = 64
     explain_samples: int = 8  # images per run whose heatmaps are stored
     bootstrap: int = 1000
     committed: bool = False  # results are committed with the book (else kept in the cache)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, spec: RunSpec) -> RunSpec:
         """The spec with this profile's overrides; an image size override never enlarges a spec."""
@@ -40,6 +40,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="synthetic data in each dataset's real layout, 48 px images, 2 epochs, CPU, seconds",
         spec_overrides={"data": "synthetic", "image_size": 48, "epochs": 2, "batch_size": 16},
+        seeds=(0, 1),
         synthetic_per_class=14,
         synthetic_size=64,
         explain_samples=4,
@@ -49,6 +50,7 @@ PROFILES: dict[str, Profile] = {
         name="full",
         description="real data at the paper's resolution, epochs and batch size, repeated seeds",
         spec_overrides={"data": "real"},
+        seeds=(0, 1, 2),
         committed=True,
     ),
 }

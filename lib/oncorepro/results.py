@@ -13,7 +13,7 @@ import pandas as pd
 
 from .spec import RunSpec
 
-TABLES = ("history", "predictions", "explanations", "split_counts")
+TABLES = ("history", "predictions", "explanations", "sanity", "split_counts")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Result:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     explanations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sanity: pd.DataFrame = field(default_factory=pd.DataFrame)  # Grad-CAM model-randomisation check
     split_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # id -> uint8 (h, w) map
 
@@ -80,10 +81,9 @@ class ResultStore:
     def load(self, key: str) -> Result:
         folder = self.path(key)
         document = json.loads((folder / "result.json").read_text())
-        tables = {name: pd.read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists()
+        tables = {name: pd.read_csv(folder / f"{name}.csv", dtype={"id": str, "label": str} if name == "split_counts"
+                                    else {"id": str}) if (folder / f"{name}.csv").exists()
                   else pd.DataFrame() for name in TABLES}
-        if "predictions" in tables and "id" in tables["predictions"]:
-            tables["predictions"]["id"] = tables["predictions"]["id"].astype(str)
         heatmaps = {}
         if (folder / "heatmaps.npz").exists():
             with np.load(folder / "heatmaps.npz") as stored:

@@ -33,8 +33,10 @@ from .spec import RunSpec
 from .train import TrainConfig, predict_proba, train
 
 SPLITTERS = {"stratified": stratified_split, "grouped": grouped_split, "source": source_split}
-BINARY_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "miss_rate", "false_alarm_rate")
-MULTICLASS_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+BINARY_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "miss_rate", "false_alarm_rate",
+                  "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro")
+MULTICLASS_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "specificity_macro", "roc_auc")
+SANITY_IMAGES = 4
 HEATMAP_SIZE = 96
 
 
@@ -126,7 +128,7 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], sp
     names = BINARY_METRICS if binary else MULTICLASS_METRICS
     values = metrics.classification_metrics(y, proba, positive=1 if binary else None, labels=list(spec.classes))
     cis = metrics.bootstrap_cis(y, proba, list(names), n_boot=profile.bootstrap, seed=spec.seed,
-                                positive=1 if binary else None)
+                                positive=1 if binary else None, labels=list(spec.classes))
     ci = {row.metric: [float(row.low), float(row.high)] for row in cis.itertuples()}
     cm = metrics.confusion(y, proba.argmax(1), len(spec.classes)).tolist()
     table = pd.DataFrame({"evaluation": name, "id": [r.id for r in records], "label": y, "pred": proba.argmax(1)})
@@ -136,10 +138,12 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], sp
 
 
 def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Sequence[Record], name: str,
-             samples: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Grad-CAM for every evaluated image: heat-in-lesion scores for all, stored maps for a balanced sample."""
-    model = model.cpu().float().eval()
-    maps = explain.grad_cam(model, torch.from_numpy(x).permute(0, 3, 1, 2).float(), list(map(int, y)))
+             samples: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
+    """Grad-CAM for every evaluated image: heat-in-lesion scores for all, stored maps for a balanced sample,
+    and the model-randomisation sanity check on the first few images."""
+    model = model.float().eval()
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+    maps = explain.grad_cam(model, images, list(map(int, y)))
     scores = explain.explanation_scores(maps, [m if m.any() else None for m in masks], [r.id for r in records])
     scores.insert(0, "evaluation", name)
     chosen: list[int] = []
@@ -150,7 +154,10 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
         small = torch.nn.functional.interpolate(torch.from_numpy(maps[i])[None, None], size=HEATMAP_SIZE,
                                                 mode="bilinear", align_corners=False)[0, 0].numpy()
         stored[f"{name}|{records[i].id}"] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
-    return scores, stored
+    sanity = explain.randomisation_check(model, images[:SANITY_IMAGES], list(map(int, y[:SANITY_IMAGES])),
+                                         ids=[r.id for r in records[:SANITY_IMAGES]])
+    sanity.insert(0, "evaluation", name)
+    return scores, stored, sanity
 
 
 def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
@@ -187,15 +194,16 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         ext_records, _ = select_records(_dataset(name, root).records, spec.classes)
         ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), spec.roi)
         evaluations[f"external:{name}"] = (ext_x, ext_y, ext_masks, ext_records)
-    all_metrics, all_ci, confusions, predictions, explanations, heatmaps = {}, {}, {}, [], [], {}
+    all_metrics, all_ci, confusions, predictions, explanations, sanity, heatmaps = {}, {}, {}, [], [], [], {}
     inference = 0.0
     for name, (x, y, masks, recs) in evaluations.items():
         values, ci, cm, table, seconds = _evaluate(trained.model, x, y, recs, spec, profile, name, device)
         all_metrics[name], all_ci[name], confusions[name] = values, ci, cm
         predictions.append(table)
         inference = seconds if name == "test" else inference
-        scores, maps = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
+        scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
         explanations.append(scores)
+        sanity.append(checks)
         heatmaps.update(maps)
     checkpoint.unlink(missing_ok=True)
     counts = split.counts().reset_index().rename(columns={"index": "label"})
@@ -211,7 +219,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     return Result(spec=spec, key=key, metrics=all_metrics, ci=all_ci, confusion=confusions, timings=timings,
                   provenance=record, exclusions=exclusions, history=trained.history,
                   predictions=pd.concat(predictions, ignore_index=True),
-                  explanations=pd.concat(explanations, ignore_index=True), split_counts=counts, heatmaps=heatmaps)
+                  explanations=pd.concat(explanations, ignore_index=True), sanity=pd.concat(sanity, ignore_index=True),
+                  split_counts=counts, heatmaps=heatmaps)
 
 
 def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_root: str | Path | None = None,

@@ -4,6 +4,7 @@ recorded with every result, and the one-time, verified unpacking of the breast M
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import re
 import shutil
@@ -42,8 +43,8 @@ class VerifyReport:
         return self.problem is None and not self.mismatched and not self.missing and bool(self.ok)
 
     def summary(self) -> str:
-        """One line per finding, for the command line."""
-        lines = [f"{self.name}: {len(self.ok)} ok, {len(self.mismatched)} mismatched, {len(self.missing)} missing"
+        """One line per finding, for the command line (first line: the counts)."""
+        lines = [f"{len(self.ok)} ok, {len(self.mismatched)} mismatched, {len(self.missing)} missing"
                  f" (listing {self.listing}, files under {self.base})"]
         if self.problem:
             lines.append(f"problem: {self.problem}")
@@ -74,6 +75,8 @@ def verify_checksums(name: str, data_root: str | Path | None = None, *,
     Raises nothing: problems are in the report (see ``raise_if_failed``)."""
     info = dataset_info(name)
     folder = resolve_data_root(data_root) / info.folder
+    if not info.checksum_files:
+        return VerifyReport(name, None, folder, problem=f"no checksums are published for {name}")
     listing = _find_listing(info.folder, folder, files)
     if listing is None:
         return VerifyReport(name, None, folder, problem=f"no checksum listing {files} in {folder} nor in "
@@ -131,24 +134,26 @@ def mri_root(folder: Path) -> Path:
     listing = _find_listing("breast_mri", folder, MRI_CONTENTS)
     if listing is None:
         raise DataError(folder / MRI_CONTENTS, "listing needed to verify the unpacked archive is missing")
+    if target.exists() and not (target / _VERIFIED_MARKER).is_file():  # not made by this function: stale
+        shutil.rmtree(target)
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.part-"))
     try:
         with tarfile.open(archive, "r:xz") as tar:
             tar.extractall(scratch, filter="data")  # refuses absolute paths, '..' and links leaving scratch
         report = _verify_listing("breast_mri", listing, scratch, pixels=False)
         if not report.passed:
-            first = (report.mismatched + report.missing)[0] if report.mismatched or report.missing else ""
+            bad = report.mismatched + report.missing
             raise DataError(archive, f"unpacked content does not match {listing.name}: "
-                                     f"{len(report.mismatched)} mismatched, {len(report.missing)} missing "
-                                     f"(first: {first}) {report.problem or ''}".rstrip(),
+                                     f"{len(report.mismatched)} mismatched, {len(report.missing)} missing"
+                                     + (f" (first: {bad[0]})" if bad else f" ({report.problem})"),
                             fix="download the archive again")
         (scratch / _VERIFIED_MARKER).write_text(f"{archive.name} verified against {listing}\n")
         try:
             os.rename(scratch, target)
         except OSError:
-            if not (target / _VERIFIED_MARKER).is_file():  # not a concurrent unpack that finished first
+            if not (target / _VERIFIED_MARKER).is_file():  # unless a concurrent unpack finished first
                 raise
-    except tarfile.TarError as error:
+    except (tarfile.TarError, lzma.LZMAError, EOFError) as error:
         raise DataError(archive, f"cannot be unpacked ({error})", fix="download the archive again") from error
     finally:
         if scratch.exists():

@@ -100,7 +100,8 @@ def require_folder(path: Path, info: DatasetInfo) -> Path:
     """``path`` if it is a folder, else DataError saying how to obtain the dataset and where to put it."""
     if not path.is_dir():
         found = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
-        seen = f"; {path.parent} holds: {', '.join(found)}" if found else ""
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        seen = f"; {path.parent} holds: {', '.join(found[:10])}{more}" if found else ""
         raise DataError(path, f"folder not found (expected layout: {info.layout}){seen}",
                         fix=f"{info.obtain} Data root order: {DATA_ROOT_ORDER}")
     return path

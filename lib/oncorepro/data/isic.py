@@ -1,0 +1,36 @@
+"""ISIC binary loader: {train,test}/{benign,malignant}/N.jpg, directly in the dataset folder or under data/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from ..records import Record
+from .registry import DATASETS, Exclusion, LoadedDataset, image_files
+
+INFO = DATASETS["isic_binary"]
+SPLITS = ("train", "test")
+
+
+def images_folder(folder: Path) -> Path:
+    """The folder holding train/ and test/: ``folder/data`` (as in the GitHub copy) if it exists, else
+    ``folder`` (as in the Kaggle download)."""
+    return folder / "data" if (folder / "data").is_dir() else folder
+
+
+def load_isic(folder: Path) -> LoadedDataset:
+    """One record per image; label = class folder, source_split = train/test, no masks."""
+    base = images_folder(folder)
+    exclusions: list[Exclusion] = []
+    records = []
+    for split in SPLITS:
+        for class_name, label in INFO.classes.items():
+            class_folder = base / split / class_name
+            if not class_folder.is_dir():
+                raise DataError(class_folder, "image folder not found", fix=INFO.obtain)
+            paths = image_files(class_folder, exclusions)
+            if not paths:
+                raise DataError(class_folder, "class folder holds no images", fix=INFO.obtain)
+            records += [Record(dataset=INFO.name, id=f"{split}/{class_name}/{path.stem}", path=path,
+                               label=label, source_split=split) for path in paths]
+    return LoadedDataset(INFO.name, folder, records, exclusions)

@@ -1,0 +1,57 @@
+"""A chapter's session: its parameters, and every run it asked for, repeated over its seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from .profiles import Profile, get_profile
+from .runner import RunSet, run_all
+from .spec import RunSpec
+
+
+@dataclass
+class Study:
+    """Runs specs over the chapter's seeds under one profile and remembers them for the provenance table."""
+
+    profile: str | Profile = "smoke"
+    data_root: str | Path | None = None
+    seeds: Sequence[int] | None = None
+    device: str = "auto"
+    run_missing: bool = True
+    progress: bool = False
+    runs: RunSet = field(default_factory=RunSet)
+
+    def __post_init__(self) -> None:
+        self.profile = get_profile(self.profile) if isinstance(self.profile, str) else self.profile
+        self.seeds = tuple(self.seeds) if self.seeds is not None else self.profile.seeds
+
+    def run(self, *specs: RunSpec) -> RunSet:
+        """Every spec once per seed; finished runs come from the store, missing ones run if ``run_missing``."""
+        expanded = [spec.but(seed=seed) for spec in specs for seed in self.seeds]
+        outcomes = run_all(expanded, profile=self.profile, data_root=self.data_root, execute=self.run_missing,
+                           device=self.device, progress=self.progress)
+        self.runs.extend(o for o in outcomes if o.key not in {r.key for r in self.runs})
+        return outcomes
+
+    def provenance(self) -> pd.DataFrame:
+        """One row per run: what it ran on and from, and how long it took."""
+        rows = []
+        for outcome in self.runs:
+            result = outcome.result
+            row = {"setting": outcome.spec.label, "seed": outcome.spec.seed, "key": outcome.key,
+                   "status": "done" if result else "pending"}
+            if result:
+                p = result.provenance
+                row.update({"data": outcome.spec.data, "image size": outcome.spec.image_size,
+                            "epochs": result.timings.get("epochs_run"), "weights": p.get("weights_origin"),
+                            "device": p.get("device"), "code": p.get("code"),
+                            "torch": p.get("versions", {}).get("torch"),
+                            "train s": round(result.timings.get("train_seconds", float("nan")), 1),
+                            "wall s": round(result.timings.get("wall_seconds", float("nan")), 1),
+                            "data sha256": ", ".join(f"{k}:{v[:12]}" for k, v in p.get("data_digest", {}).items())})
+            rows.append(row)
+        return pd.DataFrame(rows)

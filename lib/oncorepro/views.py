@@ -1,0 +1,207 @@
+"""What a chapter notebook shows: tables and figures built from a study's runs, one call per cell.
+
+Every function takes runs (``RunOutcome`` lists as ``Study.run`` returns them) and a setting label; none knows
+which paper it serves. Paper values come in as ``report.PaperValue`` lists.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from matplotlib.figure import Figure
+
+from . import plots, report
+from .data import load_dataset
+from .data.splits import stratified_split
+from .images import apply_roi, resize_image, resize_mask
+from .metrics import summarise_runs
+from .runner import HEATMAP_SIZE, RunOutcome, data_root_for, select_records
+from .spec import RunSpec
+from .study import Study
+
+SCORES = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "precision_macro", "recall_macro",
+          "f1_macro", "specificity_macro", "balanced_accuracy", "miss_rate", "false_alarm_rate")
+TIMINGS = ("train_seconds", "inference_seconds_per_image")
+PERCENT = ["paper", "ours"]
+
+
+def setup() -> None:
+    plots.apply_style()
+
+
+def profile_banner(study: Study) -> None:
+    """Say which profile ran, and warn that smoke numbers say nothing about the paper."""
+    profile = study.profile
+    text = f"**Profile `{profile.name}`**: {profile.description}; seeds {list(study.seeds)}."
+    if profile.name != "full":
+        text += (" *These numbers come from synthetic stand-in data and a few epochs: they test the code, "
+                 "not the paper.*")
+    display(Markdown(text))
+
+
+def _done(runs: Sequence[RunOutcome], setting: str | None = None) -> list:
+    return [o.result for o in runs if o.result is not None and (setting is None or o.spec.label == setting)]
+
+
+def _per_run(runs: Sequence[RunOutcome], evaluation: str = "test") -> pd.DataFrame:
+    rows = [{"setting": r.spec.label, "seed": r.spec.seed, **r.metrics[evaluation], **r.timings}
+            for r in _done(runs) if evaluation in r.metrics]
+    return pd.DataFrame(rows)
+
+
+def summary(runs: Sequence[RunOutcome], evaluation: str = "test", metrics: Sequence[str] = SCORES + TIMINGS) -> pd.DataFrame:
+    """Mean and 95% t-interval over seeds, per setting and metric (long format)."""
+    table = _per_run(runs, evaluation)
+    if table.empty:
+        return pd.DataFrame(columns=["setting", "metric", "mean", "low", "high", "n"])
+    return summarise_runs(table, ["setting"], [m for m in metrics if m in table.columns])
+
+
+def _pending_note(runs: Sequence[RunOutcome]) -> None:
+    pending = [o for o in runs if o.result is None]
+    if pending:
+        names = sorted({f"{o.spec.label} (seed {o.spec.seed})" for o in pending})
+        display(Markdown(f"*Pending runs, not yet executed in this profile: {', '.join(names)}.*"))
+
+
+def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], items: Sequence[str]) -> pd.DataFrame:
+    """The paper's values of ``items`` beside our means over seeds, with intervals and verdicts."""
+    _pending_note(runs)
+    chosen = [v for v in paper if v.item in items and v.setting in {o.spec.label for o in runs}]
+    table = report.compare(chosen, summary(runs))
+    return report.format_table(table.drop(columns=["relation"]), PERCENT)
+
+
+def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Sequence[report.PaperValue],
+                setting: str) -> pd.DataFrame:
+    """Class counts of the stratified 70/15/15 split (every seed gives the same counts) beside the paper's."""
+    spec = study.profile.apply(RunSpec(dataset=dataset, classes=tuple(classes)))
+    loaded = load_dataset(dataset, data_root_for(spec, study.profile, study.data_root))
+    records, _ = select_records(loaded.records, classes)
+    counts = stratified_split(records, fractions=spec.fractions, seed=study.seeds[0]).counts()
+    ours = [{"setting": f"{setting} / {part} / {label}", "metric": "count", "mean": counts.loc[label, column],
+             "low": np.nan, "high": np.nan, "n": 1}
+            for label in counts.index for part, column in
+            (("all", "total"), ("train", "train"), ("val", "val"), ("test", "test"))]
+    chosen = [v for v in paper if v.metric == "count" and v.setting.startswith(f"{setting} /")]
+    table = report.compare(chosen, pd.DataFrame(ours))
+    table["verdict"] = table["verdict"].str.replace(" (1 run)", "", regex=False)
+    return report.format_table(table.drop(columns=["relation", "ci_low", "ci_high", "n", "note"]), PERCENT)
+
+
+def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure:
+    """ROC of the positive class, mean over seeds with a band; AUC with its interval in the legend."""
+    results = _done(runs, setting)
+    curves = []
+    for result in results:
+        table = result.predictions[result.predictions["evaluation"] == evaluation]
+        positive = result.spec.classes[-1]
+        curves.append(((table["label"] == len(result.spec.classes) - 1).to_numpy(int),
+                       table[f"p_{positive}"].to_numpy(float)))
+    name = f"{setting} ({evaluation}, {len(curves)} seeds)"
+    return plots.roc_figure([plots.RocCurveInput(label=setting, runs=curves)], f"ROC: {name}")
+
+
+def confusion(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure:
+    """Confusion matrix summed over seeds (counts and row-normalised rates)."""
+    results = _done(runs, setting)
+    total = np.sum([np.array(r.confusion[evaluation]) for r in results], axis=0)
+    labels = results[0].spec.classes
+    return plots.confusion_figure(total, labels, f"{setting} ({evaluation}), summed over {len(results)} seeds")
+
+
+def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure:
+    history = pd.concat([r.history.assign(seed=r.spec.seed) for r in _done(runs, setting)], ignore_index=True)
+    return plots.training_curves_figure(history, f"Training curves: {setting}")
+
+
+def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test") -> Figure:
+    """The stored Grad-CAM maps of the first seed's run over the images the model saw."""
+    result = _done(runs, setting)[0]
+    spec = result.spec
+    loaded = load_dataset(spec.dataset, data_root_for(spec, study.profile, study.data_root))
+    by_id = {r.id: r for r in loaded.records}
+    images, maps, masks, titles = [], [], [], []
+    predictions = result.predictions.set_index(["evaluation", "id"])
+    for name, heat in result.heatmaps.items():
+        where, record_id = name.split("|", 1)
+        if where != evaluation:
+            continue
+        record = by_id[record_id]
+        image = resize_image(record.image("RGB"), HEATMAP_SIZE)
+        mask = record.mask()
+        mask = resize_mask(mask, HEATMAP_SIZE) if mask is not None else np.zeros(image.shape[:2], bool)
+        if spec.roi and evaluation != "test_unmasked":
+            image = apply_roi(image, mask)
+        row = predictions.loc[(evaluation, record_id)]
+        images.append(image)
+        maps.append(heat.astype(np.float32) / 255)
+        masks.append(mask if mask.any() else None)
+        titles.append(f"{record_id}\ntrue {spec.classes[int(row['label'])]}, pred {spec.classes[int(row['pred'])]}")
+    return plots.heatmap_grid_figure(images, maps, titles, masks, ncols=4)
+
+
+def accuracy_bars(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], item: str,
+                  metric: str = "accuracy") -> Figure:
+    """Our mean accuracy per setting with its interval, the paper's value as a marker."""
+    ours = summary(runs, metrics=[metric])
+    values = {v.setting: v.value for v in paper if v.item == item and v.metric == metric}
+    ours["paper"] = ours["setting"].map(values)
+    return plots.bar_figure(ours, "setting", "mean", None, f"{item}: {metric} (mean over seeds, 95% CI)",
+                            err_low="low", err_high="high", paper_col="paper", ylabel=metric, percent=True)
+
+
+def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> pd.DataFrame:
+    """Training time and inference time per image, ours (with the device) beside the paper's."""
+    table = report.compare([v for v in paper if v.metric in TIMINGS], summary(runs, metrics=TIMINGS))
+    devices = {r.spec.label: r.provenance.get("device", "") for r in _done(runs)}
+    table["our device"] = table["setting"].map(devices)
+    return report.format_table(table.drop(columns=["relation", "n"]), PERCENT)
+
+
+def side_by_side(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str = "test") -> pd.DataFrame:
+    """Settings as rows, metrics as columns: mean over seeds with its interval."""
+    _pending_note(runs)
+    long = summary(runs, evaluation, metrics)
+    if long.empty:
+        return long
+    formatted = report.format_table(long, ["mean"])
+    wide = formatted.pivot(index="setting", columns="metric", values="mean")
+    wide["runs"] = long.groupby("setting")["n"].max()
+    order = list(dict.fromkeys(o.spec.label for o in runs))
+    return wide.reindex([s for s in order if s in wide.index])[[*metrics, "runs"]]
+
+
+def evaluations(runs: Sequence[RunOutcome], names: Sequence[str], metrics: Sequence[str] = ("accuracy", "roc_auc")) -> pd.DataFrame:
+    """Each setting tested several ways (e.g. masked test, unmasked test, external set): mean (CI) per cell."""
+    frames = []
+    for name in names:
+        long = summary(runs, name, metrics)
+        if not long.empty:
+            frames.append(report.format_table(long, ["mean"]).assign(evaluation=name))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames).pivot(index="setting", columns=["metric", "evaluation"], values="mean")
+    order = list(dict.fromkeys(o.spec.label for o in runs))
+    return table.reindex([s for s in order if s in table.index]).reindex(
+        columns=[(m, n) for m in metrics for n in names if (m, n) in table.columns])
+
+
+def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
+    """Grad-CAM against the lesion masks: mean per setting and evaluation over every image and seed."""
+    frames = [r.explanations.assign(setting=r.spec.label, seed=r.spec.seed) for r in _done(runs)
+              if not r.explanations.empty]
+    if not frames:
+        return pd.DataFrame()
+    scores = pd.concat(frames, ignore_index=True).dropna(subset=["energy_in_mask"])
+    columns = ["energy_in_mask", "mask_area", "energy_ratio", "pointing_game"]
+    table = scores.groupby(["setting", "evaluation"], sort=False)[columns].mean()
+    table["images"] = scores.groupby(["setting", "evaluation"], sort=False).size()
+    return table.round(3)
+
+
+def provenance(study: Study) -> pd.DataFrame:
+    return study.provenance()
