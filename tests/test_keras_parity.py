@@ -1,8 +1,8 @@
 """Our models compute what keras.applications computes: same weights, same pixels, same features.
 
 Keras runs in a TensorFlow subprocess (oncorepro.keras_reference); the comparison runs here with torch.
-Negative controls show the check can fail: timm's PyTorch-style variants (symmetric padding, BN epsilon 1e-5)
-filled with the same weights disagree.
+Negative controls show the check can fail: with PyTorch's symmetric padding, PyTorch's BN epsilon 1e-5 or another
+input normalisation, the same weights give different features.
 """
 
 from __future__ import annotations
@@ -54,12 +54,19 @@ def test_efficientnetv2_b0_matches_keras(effnet_reference: KerasReference) -> No
     assert result.feature_max_abs > 0.5
 
 
-def test_efficientnetv2_parity_detects_pytorch_padding_and_bn_eps(effnet_reference: KerasReference) -> None:
+@pytest.mark.parametrize("variant", [{"pad_type": ""}, {"bn_eps": 1e-5}], ids=["symmetric-padding", "bn-eps-1e-5"])
+def test_efficientnetv2_parity_detects_pytorch_defaults(effnet_reference: KerasReference, variant: dict) -> None:
     model, _ = build_model("tf_efficientnetv2_b0", 2, input_size=299)
-    pytorch_style = timm.create_model("efficientnetv2_b0", num_classes=0)
-    load_keras_efficientnetv2(pytorch_style, effnet_reference.weights, effnet_reference.weights_file)
-    model.backbone = pytorch_style
-    assert compare_with_reference(model, effnet_reference).max_abs_diff > 100 * TOLERANCE
+    model.backbone = timm.create_model("tf_efficientnetv2_b0", num_classes=0, **variant)
+    load_keras_efficientnetv2(model.backbone, effnet_reference.weights, effnet_reference.weights_file)
+    assert compare_with_reference(model, effnet_reference).max_abs_diff > 10 * TOLERANCE
+
+
+def test_efficientnetv2_parity_detects_other_normalisation(effnet_reference: KerasReference) -> None:
+    model, _ = build_model("tf_efficientnetv2_b0", 2, input_size=299)
+    load_keras_efficientnetv2(model.backbone, effnet_reference.weights, effnet_reference.weights_file)
+    model.normalise = InputNormalisation(KERAS_TF)
+    assert compare_with_reference(model, effnet_reference).max_abs_diff > 10 * TOLERANCE
 
 
 def test_efficientnetv2_mapping_is_strict(effnet_reference: KerasReference) -> None:
@@ -82,8 +89,9 @@ def test_teachable_machine_mobilenetv2_matches_keras(mobilenet_reference: KerasR
     assert result.feature_max_abs > 0.5
 
 
-def test_mobilenetv2_parity_detects_pytorch_padding_and_bn_eps(mobilenet_reference: KerasReference) -> None:
-    pytorch_style = timm.create_model("mobilenetv2_035", num_classes=0)
-    load_keras_mobilenetv2(pytorch_style, mobilenet_reference.weights, mobilenet_reference.weights_file)
-    model = ImageClassifier(InputNormalisation(KERAS_TF), pytorch_style, head=torch.nn.Identity())
-    assert compare_with_reference(model, mobilenet_reference).max_abs_diff > 100 * TOLERANCE
+@pytest.mark.parametrize("variant", [{"pad_type": ""}, {"bn_eps": 1e-5}], ids=["symmetric-padding", "bn-eps-1e-5"])
+def test_mobilenetv2_parity_detects_pytorch_defaults(mobilenet_reference: KerasReference, variant: dict) -> None:
+    backbone = timm.create_model("mobilenetv2_035", num_classes=0, **{"pad_type": "same", "bn_eps": 1e-3, **variant})
+    load_keras_mobilenetv2(backbone, mobilenet_reference.weights, mobilenet_reference.weights_file)
+    model = ImageClassifier(InputNormalisation(KERAS_TF), backbone, head=torch.nn.Identity())
+    assert compare_with_reference(model, mobilenet_reference).max_abs_diff > 10 * TOLERANCE

@@ -341,6 +341,20 @@ def test_busi_benign_and_malignant_are_separable_from_pixels(tmp_path):
     assert scores.mean() > 0.8, scores
 
 
+@pytest.mark.parametrize(("name", "least"), [("breast_mri", 0.75), ("isic_binary", 0.8),
+                                             ("breast_lesions_usg", 0.7), ("mibus", 0.8)])
+def test_the_other_datasets_are_learnable_from_pixels_too(tmp_path, own_cache, name, least):
+    write_synthetic(name, tmp_path, n_per_class=40, size=48)
+    records = [record for record in load_dataset(name, tmp_path).records
+               if record.label != "normal" and (name != "mibus" or record.id.endswith("000000"))]
+    features = np.array([np.asarray(Image.fromarray(record.image("RGB")).resize((12, 12), Image.BILINEAR),
+                                    dtype=float).ravel() / 255 for record in records])
+    labels = np.array([record.label for record in records])
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
+    scores = cross_val_score(model, features, labels, cv=StratifiedKFold(5, shuffle=True, random_state=0))
+    assert scores.mean() > least, scores
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_loaders_read_the_synthetic_datasets(root, name, own_cache):
     dataset = load_dataset(name, data_root=root)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .paths import cache_dir
 from .records import Record

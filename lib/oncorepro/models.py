@@ -21,6 +21,9 @@ import timm
 import torch
 from torch import nn
 
+from oncorepro.weights.lite import lite_origin, load_lite_weights
+from oncorepro.weights.tfjs import load_teachable_machine_base
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OFFLINE_WEIGHTS = (
@@ -250,13 +253,9 @@ def build_model(
         classifier_head = HEADS[head](backbone.num_features, num_classes)
 
     if pretrained == "lite0":
-        from oncorepro.weights.lite import lite_origin, load_lite_weights
-
         load_lite_weights(backbone, 0)
         origin = lite_origin(0)
     elif pretrained == "teachable_machine":
-        from oncorepro.weights.tfjs import load_teachable_machine_base
-
         base = load_teachable_machine_base(backbone, weights_root)
         origin = (f"ImageNet: Teachable Machine MobileNetV2-0.35 export ({base.folder.name}, "
                   f"weights.bin sha256 {base.weights_sha256})")

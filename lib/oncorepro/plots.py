@@ -329,3 +329,23 @@ def line_figure(df: pd.DataFrame, x: str, y: str, hue: str | None, title: str, e
         ax.scatter([], [], color="white", label="paper", **PAPER_MARKER)
     _finish(ax, title, xlabel or _pretty(x), ylabel or _pretty(y), percent)
     return fig
+
+
+# --- image groups ----------------------------------------------------------------------------------------------
+
+
+def image_rows_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]], title: str) -> Figure:
+    """Rows of images shown side by side (e.g. the members of a duplicate cluster), each with its caption."""
+    ncols = max(len(row) for row in rows)
+    fig = _figure(2.3 * ncols, 2.4 * len(rows))
+    axes = np.atleast_2d(fig.subplots(len(rows), ncols, squeeze=False))
+    for r, (images, captions) in enumerate(zip(rows, titles)):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(images):
+                image, cmap = _display_image(images[c])
+                ax.imshow(image, cmap=cmap, vmin=0, vmax=255)
+                ax.set_title(captions[c], fontsize="x-small")
+    fig.suptitle(title)
+    return fig

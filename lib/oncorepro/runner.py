@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.model_selection import train_test_split
 
 from . import explain, metrics
 from .data import load_dataset
@@ -21,6 +22,7 @@ from .data.checksums import dataset_digest
 from .data.duplicates import assign_groups, find_duplicates
 from .data.splits import Split, grouped_split, source_split, stratified_split
 from .data.synthetic import synthetic_data_root
+from .features import extract_features
 from .images import apply_roi, load_arrays
 from .models import build_model
 from .paths import cache_dir, resolve_data_root
@@ -30,7 +32,7 @@ from .records import Record
 from .results import Result, ResultStore
 from .sampling import smote_pixels, undersample
 from .spec import RunSpec
-from .train import TrainConfig, predict_proba, train
+from .train import TrainConfig, features_to_tensor, predict_proba, train
 
 SPLITTERS = {"stratified": stratified_split, "grouped": grouped_split, "source": source_split}
 BINARY_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "miss_rate", "false_alarm_rate",
@@ -107,18 +109,52 @@ def select_records(records: Sequence[Record], classes: Sequence[str]) -> tuple[l
     return kept, excluded
 
 
+def mask_records(records: Sequence[Record]) -> list[Record]:
+    """Every mask file as an image of its image's class and group: how a tool that only takes labelled images
+    (Teachable Machine) can be given segmentation masks."""
+    return [replace(r, id=f"{r.id}|{path.stem}", path=path, mask_paths=(), boxes=None, meta={"mask_of": r.id})
+            for r in records for path in r.mask_paths]
+
+
 def make_split(spec: RunSpec, records: list[Record]) -> Split:
+    """The spec's split; mask images join the pool before it ("pooled") or the training part after it ("train")."""
     if spec.split not in SPLITTERS:
         raise ValueError(f"unknown split {spec.split!r}; choose one of {', '.join(SPLITTERS)}")
+    if spec.mask_images not in ("none", "train", "pooled"):
+        raise ValueError(f"unknown mask_images {spec.mask_images!r}; choose none, train or pooled")
     if spec.split == "grouped":
         records = assign_groups(records, find_duplicates(records))
-    return SPLITTERS[spec.split](records, fractions=spec.fractions, seed=spec.seed)
+    if spec.mask_images == "pooled":
+        records = records + mask_records(records)
+    split = SPLITTERS[spec.split](records, fractions=spec.fractions, seed=spec.seed)
+    if spec.mask_images == "train":
+        split.train = split.train + mask_records(split.train)
+    if spec.train_fraction < 1:
+        labels = [r.label for r in split.train]
+        split.train, _ = train_test_split(split.train, train_size=spec.train_fraction, stratify=labels,
+                                          random_state=spec.seed)
+    return split
 
 
-def _arrays(records: Sequence[Record], spec: RunSpec, digest: str, roi: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    images, masks = load_arrays(records, spec.image_size, digest)
+def _arrays(records: Sequence[Record], spec: RunSpec, digest: str, roi: bool,
+            progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images, masks = load_arrays(records, spec.image_size, digest, progress=progress)
     labels = np.array([spec.classes.index(r.label) for r in records])
     return (apply_roi(images, masks) if roi else images), masks, labels
+
+
+def _balance(spec: RunSpec, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if spec.sampling == "smote":
+        return smote_pixels(x, y, seed=spec.seed)
+    if spec.sampling == "undersample":
+        target = None
+        if spec.sampling_target is not None:
+            target = {k: min(int(c), spec.sampling_target) for k, c in enumerate(np.bincount(y)) if c}
+        keep = undersample(y, seed=spec.seed, target=target)
+        return x[keep], y[keep]
+    if spec.sampling != "none":
+        raise ValueError(f"unknown sampling {spec.sampling!r}; choose none, smote or undersample")
+    return x, y
 
 
 def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], spec: RunSpec, profile: Profile,
@@ -140,7 +176,7 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], sp
 def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Sequence[Record], name: str,
              samples: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
     """Grad-CAM for every evaluated image: heat-in-lesion scores for all, stored maps for a balanced sample,
-    and the model-randomisation sanity check on the first few images."""
+    and (on the test part only) the model-randomisation sanity check on its first few images."""
     model = model.float().eval()
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float()
     maps = explain.grad_cam(model, images, list(map(int, y)))
@@ -154,10 +190,16 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
         small = torch.nn.functional.interpolate(torch.from_numpy(maps[i])[None, None], size=HEATMAP_SIZE,
                                                 mode="bilinear", align_corners=False)[0, 0].numpy()
         stored[f"{name}|{records[i].id}"] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+    if name != "test":
+        return scores, stored, pd.DataFrame()
     sanity = explain.randomisation_check(model, images[:SANITY_IMAGES], list(map(int, y[:SANITY_IMAGES])),
                                          ids=[r.id for r in records[:SANITY_IMAGES]])
     sanity.insert(0, "evaluation", name)
     return scores, stored, sanity
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
@@ -169,23 +211,26 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     split = make_split(spec, records)
     exclusions += [{"id": rid, "reason": reason} for rid, reason in split.exclusions]
     digest = _digest(spec.dataset, root)
-    train_x, _, train_y = _arrays(split.train, spec, digest, spec.roi)
+    train_x, _, train_y = _arrays(split.train, spec, digest, spec.roi, progress)
     val_x, _, val_y = _arrays(split.val, spec, digest, spec.roi)
     test_x, test_masks, test_y = _arrays(split.test, spec, digest, spec.roi)
-    if spec.sampling == "smote":
-        train_x, train_y = smote_pixels(train_x, train_y, seed=spec.seed)
-    elif spec.sampling == "undersample":
-        keep = undersample(train_y, seed=spec.seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-    elif spec.sampling != "none":
-        raise ValueError(f"unknown sampling {spec.sampling!r}; choose none, smote or undersample")
+    train_x, train_y = _balance(spec, train_x, train_y)
+    monitor = "val" if len(split.val) else "test"  # no validation part: curves on the test part, as the paper's tool
+    monitor_xy = (val_x, val_y) if monitor == "val" else (test_x, test_y)
     model, info = build_model(spec.model, len(spec.classes), pretrained=spec.pretrained, seed=spec.seed,
-                              input_size=spec.image_size)
+                              input_size=spec.image_size, head=spec.head, freeze_backbone=spec.freeze_backbone)
     checkpoint = cache_dir("checkpoints") / f"{key}.pt"
     config = TrainConfig(optimizer=spec.optimizer, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
                          seed=spec.seed, early_stopping=spec.early_stopping, select=spec.select, device=device,
                          checkpoint=checkpoint, progress=progress)
-    trained = train(model, (train_x, train_y), (val_x, val_y), config)
+    if spec.freeze_backbone:  # the backbone never changes: train the head on features extracted once
+        encode = functools.partial(extract_features, model, info=info, device=device)
+        trained = train(model.head, (encode(train_x), train_y), (encode(monitor_xy[0]), monitor_xy[1]), config,
+                        to_input=features_to_tensor)
+        trained.model = model
+    else:
+        trained = train(model, (train_x, train_y), monitor_xy, config)
+    trained.history.columns = [c.replace("val_", f"{monitor}_") for c in trained.history.columns]
     evaluations = {"test": (test_x, test_y, test_masks, split.test)}
     if spec.roi:
         raw_x, _, _ = _arrays(split.test, spec, digest, roi=False)
@@ -201,10 +246,11 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         all_metrics[name], all_ci[name], confusions[name] = values, ci, cm
         predictions.append(table)
         inference = seconds if name == "test" else inference
-        scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
-        explanations.append(scores)
-        sanity.append(checks)
-        heatmaps.update(maps)
+        if spec.explain:
+            scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
+            explanations.append(scores)
+            sanity.append(checks)
+            heatmaps.update(maps)
     checkpoint.unlink(missing_ok=True)
     counts = split.counts().reset_index().rename(columns={"index": "label"})
     timings = {"train_seconds": trained.seconds, "inference_seconds_per_image": inference,
@@ -219,7 +265,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     return Result(spec=spec, key=key, metrics=all_metrics, ci=all_ci, confusion=confusions, timings=timings,
                   provenance=record, exclusions=exclusions, history=trained.history,
                   predictions=pd.concat(predictions, ignore_index=True),
-                  explanations=pd.concat(explanations, ignore_index=True), sanity=pd.concat(sanity, ignore_index=True),
+                  explanations=_concat(explanations), sanity=_concat(sanity),
                   split_counts=counts, heatmaps=heatmaps)
 
 

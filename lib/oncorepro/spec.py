@@ -19,10 +19,15 @@ class RunSpec:
     classes: tuple[str, ...]
     model: str = "tf_efficientnetv2_b0"
     pretrained: str | bool = False
+    head: str = "linear"  # linear (GAP + Dense) | teachable_machine (Dense(100, relu) + Dense(K, no bias))
+    freeze_backbone: bool = False  # train the head only, on features extracted once
     image_size: int = 299
     roi: bool = False  # multiply each training image by its lesion mask
     roi_at_test: bool = True  # the test (and validation) images get their mask too: the paper's protocol
     sampling: str = "none"  # none | smote | undersample (training part only)
+    sampling_target: int | None = None  # undersample: cap per class (None: down to the smallest class)
+    mask_images: str = "none"  # none | train (mask files added as training images of their class) | pooled
+    train_fraction: float = 1.0  # stratified subset of the training part (dataset-size studies)
     split: str = "stratified"  # stratified | grouped | source
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     optimizer: str = "nadam"
@@ -31,6 +36,7 @@ class RunSpec:
     batch_size: int = 32
     early_stopping: int | None = None  # patience in epochs on validation loss; None trains all epochs
     select: str = "last"  # evaluate the last epoch's weights (Keras fit) or "best_val"
+    explain: bool = True  # Grad-CAM scores, stored heatmaps and the randomisation check for every evaluation
     external: tuple[str, ...] = ()  # other datasets the trained model is also tested on (same class names)
     seed: int = 0  # seeds the split, sampling, initialisation and batch order
     data: str = "real"  # real | synthetic

@@ -47,7 +47,8 @@ class Study:
             if result:
                 p = result.provenance
                 row.update({"data": outcome.spec.data, "image size": outcome.spec.image_size,
-                            "epochs": result.timings.get("epochs_run"), "weights": p.get("weights_origin"),
+                            "epochs": result.timings.get("epochs_run"),
+                            "train images": result.timings.get("train_images"), "weights": p.get("weights_origin"),
                             "device": p.get("device"), "code": p.get("code"),
                             "torch": p.get("versions", {}).get("torch"),
                             "train s": round(result.timings.get("train_seconds", float("nan")), 1),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 ToInput = Callable[[np.ndarray], torch.Tensor]
 

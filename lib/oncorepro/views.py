@@ -57,7 +57,10 @@ def summary(runs: Sequence[RunOutcome], evaluation: str = "test", metrics: Seque
     table = _per_run(runs, evaluation)
     if table.empty:
         return pd.DataFrame(columns=["setting", "metric", "mean", "low", "high", "n"])
-    return summarise_runs(table, ["setting"], [m for m in metrics if m in table.columns])
+    long = summarise_runs(table, ["setting"], [m for m in metrics if m in table.columns])
+    scores = long["metric"].map(report.metric_kind) == "fraction"
+    long.loc[scores, ["low", "high"]] = long.loc[scores, ["low", "high"]].clip(0, 1)  # a score lies in [0, 1]
+    return long
 
 
 def _pending_note(runs: Sequence[RunOutcome]) -> None:
@@ -70,7 +73,8 @@ def _pending_note(runs: Sequence[RunOutcome]) -> None:
 def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], items: Sequence[str]) -> pd.DataFrame:
     """The paper's values of ``items`` beside our means over seeds, with intervals and verdicts."""
     _pending_note(runs)
-    chosen = [v for v in paper if v.item in items and v.setting in {o.spec.label for o in runs}]
+    chosen = [v for v in paper if v.item in items and v.setting in {o.spec.label for o in runs}
+              and v.metric not in TIMINGS]  # timings depend on the device: see timings()
     table = report.compare(chosen, summary(runs))
     return report.format_table(table.drop(columns=["relation"]), PERCENT)
 
@@ -82,11 +86,12 @@ def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Seque
     loaded = load_dataset(dataset, data_root_for(spec, study.profile, study.data_root))
     records, _ = select_records(loaded.records, classes)
     counts = stratified_split(records, fractions=spec.fractions, seed=study.seeds[0]).counts()
-    ours = [{"setting": f"{setting} / {part} / {label}", "metric": "count", "mean": counts.loc[label, column],
+    ours = [{"setting": f"{setting} / {part} / {label.lower()}", "metric": "count", "mean": counts.loc[label, column],
              "low": np.nan, "high": np.nan, "n": 1}
             for label in counts.index for part, column in
             (("all", "total"), ("train", "train"), ("val", "val"), ("test", "test"))]
-    chosen = [v for v in paper if v.metric == "count" and v.setting.startswith(f"{setting} /")]
+    chosen = [v for v in paper if v.metric == "count" and v.item.startswith("Table")
+              and v.setting.startswith(f"{setting} /")]
     table = report.compare(chosen, pd.DataFrame(ours))
     table["verdict"] = table["verdict"].str.replace(" (1 run)", "", regex=False)
     return report.format_table(table.drop(columns=["relation", "ci_low", "ci_high", "n", "note"]), PERCENT)

@@ -1,4 +1,4 @@
-"""TF.js Layers exports (Teachable Machine): read model.json + weights.bin ourselves, map the MobileNetV2 base into timm.
+"""TF.js Layers exports (Teachable Machine): read model.json + weights.bin, map the MobileNetV2 base into timm.
 
 Format: model.json's ``weightsManifest`` is a list of groups, each with ``paths`` (weight files, concatenated in
 order) and ``weights`` (``{name, shape, dtype}``, stored back to back in that order, little-endian). Only float32

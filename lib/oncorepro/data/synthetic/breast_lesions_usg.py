@@ -55,7 +55,8 @@ DATA_DICTIONARY = (
 )
 NA, NOT_APPLICABLE = "not available", "not applicable"
 
-# Class-conditional frequencies, rounded from the real sheet (benign 154, malignant 98, normal 4 cases).
+# Class-conditional frequencies, rounded from the real sheet (benign 154, malignant 98, normal 4 cases); the
+# posterior features are made more class-typical than the real ones so that small image models can learn.
 _SHAPE = {"benign": {"oval": 92, "irregular": 48, "round": 14}, "malignant": {"irregular": 92, "oval": 5, "round": 1}}
 _CIRCUMSCRIBED = {"benign": 0.73, "malignant": 0.03}
 _MARGIN_ODDS = {"benign": {"spiculated": 0.05, "angular": 0.15, "microlobulated": 0.25, "indistinct": 0.85},
@@ -63,8 +64,8 @@ _MARGIN_ODDS = {"benign": {"spiculated": 0.05, "angular": 0.15, "microlobulated"
 _ECHO = {"benign": {"hypoechoic": 73, "heterogeneous": 37, "anechoic": 15, "isoechoic": 12, "hyperechoic": 9,
                     "complex cystic/solid": 8},
          "malignant": {"hypoechoic": 75, "heterogeneous": 20, "complex cystic/solid": 3}}
-_POSTERIOR = {"benign": {"no": 108, "enhancement": 26, "shadowing": 18, "combined": 2},
-              "malignant": {"no": 51, "shadowing": 32, "enhancement": 10, "combined": 5}}
+_POSTERIOR = {"benign": {"no": 60, "enhancement": 30, "shadowing": 8, "combined": 2},  # real: 108, 26, 18, 2
+              "malignant": {"no": 25, "shadowing": 60, "enhancement": 5, "combined": 10}}  # real: 51, 32, 10, 5
 _HALO = {"benign": 0.06, "malignant": 0.46}
 _CALCIFICATIONS = {"benign": {"no": 145, "in a mass": 7, "intraductal": 1, "indefinable": 1},
                    "malignant": {"no": 80, "in a mass": 16, "intraductal": 1, "indefinable": 1}}
@@ -180,7 +181,7 @@ def write_case(folder: Path, case_id: int, label: str, others: int, size: int, s
     fields, findings = sample_case(rng, label)
     height, width = max(16, round(size * rng.uniform(0.75, 1.05))), max(16, round(size * rng.uniform(0.8, 1.4)))
     lesions = [] if findings is None else [place_lesion(rng, findings, height, width,
-                                                        radius=(0.1, 0.2) if label == "benign" else (0.12, 0.24))]
+                                                        radius=(0.08, 0.18) if label == "benign" else (0.15, 0.26))]
     for index in range(others):
         side = (0.15, 0.85)[index % 2] if not lesions else (0.15 if lesions[0].outline.cx > width / 2 else 0.85)
         cyst = Findings(shape="round", echogenicity="anechoic", posterior="enhancement")

@@ -17,8 +17,8 @@ from .shapes import Outline, harmonics, smooth_noise
 
 MARGIN_FEATURES = ("spiculated", "angular", "microlobulated", "indistinct")
 _LEVELS = {"anechoic": 0.02, "hypoechoic": 0.12, "isoechoic": 0.5, "hyperechoic": 1.1,
-           "heterogeneous": 0.25, "complex cystic/solid": 0.05}
-_TEXTURE = {"heterogeneous": 0.15, "isoechoic": 0.08, "hyperechoic": 0.12}
+           "heterogeneous": 0.2, "complex cystic/solid": 0.05}
+_TEXTURE = {"heterogeneous": 0.12, "isoechoic": 0.08, "hyperechoic": 0.12}
 _POSTERIOR = {"no": 1.0, "shadowing": 0.25, "enhancement": 2.0}
 
 
@@ -114,7 +114,7 @@ def _paint(echo: np.ndarray, lesion: Lesion) -> np.ndarray:
     level = _LEVELS[findings.echogenicity] + _TEXTURE.get(findings.echogenicity, 0.03) * texture
     if findings.echogenicity == "complex cystic/solid":
         level = np.where(texture > 0.7, 0.7, level)
-    edge = gaussian_filter(mask.astype(float), 0.15 * r if "indistinct" in findings.margin else 0.5)
+    edge = gaussian_filter(mask.astype(float), 0.1 * r if "indistinct" in findings.margin else 0.5)
     echo *= 1 - edge
     echo += np.clip(level, 0.02, None) * edge
     if findings.halo:

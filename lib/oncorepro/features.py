@@ -1,0 +1,45 @@
+"""Frozen-backbone features, extracted once per image set and cached outside the repo.
+
+The cache key hashes the image array's bytes and the model's weight origin and architecture, so changed images
+(another size, ROI, a new dataset version) or other weights never reuse stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .models import ImageClassifier, ModelInfo
+from .paths import cache_dir
+from .train import _autocast, images_to_tensor, pick_device
+
+
+def features_key(images: np.ndarray, info: ModelInfo) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{info.name}|{info.weights_origin}|{info.input_normalisation}|{images.shape}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()[:24]
+
+
+def extract_features(model: ImageClassifier, images: np.ndarray, info: ModelInfo, *, batch_size: int = 64,
+                     device: str = "auto", progress: bool = False) -> np.ndarray:
+    """(N, F) float32 pooled backbone features of uint8 (N, H, W, 3) images, cached by content and weights."""
+    path = cache_dir("features") / f"{features_key(images, info)}.npy"
+    if path.exists():
+        return np.load(path)
+    target = pick_device(device)
+    backbone = model.to(target).eval()
+    out = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress, leave=False):
+            batch = images_to_tensor(images[start:start + batch_size]).to(target)
+            with _autocast(target):
+                out.append(backbone.pooled_features(batch).float().cpu().numpy())
+    features = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    temporary = path.with_suffix(".tmp.npy")
+    np.save(temporary, features)
+    temporary.replace(path)
+    return features

@@ -1,0 +1,73 @@
+"""End to end on synthetic data: spec -> split -> preprocess -> train -> evaluate -> explain -> store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oncorepro.data import load_dataset
+from oncorepro.data.synthetic import synthetic_data_root
+from oncorepro.profiles import Profile
+from oncorepro.runner import make_split, mask_records, run_all
+from oncorepro.spec import RunSpec
+
+TINY = Profile(name="test", description="tiny", spec_overrides={"data": "synthetic", "image_size": 32, "epochs": 1,
+                                                                    "batch_size": 8},
+               seeds=(0,), synthetic_per_class=10, synthetic_size=48, explain_samples=2, bootstrap=50)
+BUSI = RunSpec(dataset="busi", classes=("benign", "malignant"), roi=True, sampling="smote", label="busi tiny")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONCOREPRO_CACHE", str(tmp_path / "cache"))
+
+
+def test_run_stores_a_complete_result_and_reuses_it():
+    first = run_all([BUSI], profile=TINY, progress=False)[0].result
+    assert set(first.metrics) == {"test", "test_unmasked"}  # ROI runs are also tested without masks
+    test = first.metrics["test"]
+    assert 0 <= test["accuracy"] <= 1 and "recall_macro" in test
+    low, high = first.ci["test"]["accuracy"]
+    assert low <= test["accuracy"] <= high
+    assert first.history["epoch"].tolist() == [1] and "val_loss" in first.history
+    # SMOTE: the training part is balanced
+    counts = first.split_counts.set_index("label")
+    assert first.timings["train_images"] == 2 * counts.loc[["benign", "malignant"], "train"].max()
+    # every normal image is listed as excluded, with its reason
+    assert sum("normal" in e["reason"] for e in first.exclusions) == 10
+    assert len(first.predictions) == 2 * counts.loc["Total", "test"]
+    assert set(first.explanations["evaluation"]) == {"test", "test_unmasked"}
+    assert first.heatmaps and all(m.dtype == np.uint8 for m in first.heatmaps.values())
+    assert first.provenance["weights_origin"].startswith("random") and first.provenance["data_digest"]["busi"]
+    again = run_all([BUSI], profile=TINY, execute=False)[0]
+    assert again.result is not None and again.key == first.key
+    assert again.result.metrics == first.metrics
+
+
+def test_pending_runs_are_reported_not_executed():
+    outcome = run_all([BUSI.but(seed=5)], profile=TINY, execute=False)[0]
+    assert outcome.result is None and len(outcome.key) == 16
+
+
+def test_frozen_teachable_machine_head_on_features():
+    spec = RunSpec(dataset="busi", classes=("normal", "benign", "malignant"), model="mobilenetv2_035",
+                   pretrained="teachable_machine", head="teachable_machine", freeze_backbone=True,
+                   optimizer="adam", lr=1e-3, fractions=(0.85, 0.0, 0.15), label="tm")
+    result = run_all([spec], profile=TINY, progress=False)[0].result
+    assert "test_loss" in result.history  # no validation part: curves on the test part
+    assert "Teachable Machine" in result.provenance["weights_origin"]
+    assert {"accuracy", "recall_macro"} <= set(result.metrics["test"])
+
+
+def test_mask_images_join_training_or_the_pool():
+    root = synthetic_data_root(["busi"], n_per_class=10, size=48)
+    records = load_dataset("busi", root).records
+    base = RunSpec(dataset="busi", classes=("normal", "benign", "malignant"), fractions=(0.85, 0.0, 0.15))
+    masks = mask_records(records)
+    assert len(masks) == sum(len(r.mask_paths) for r in records)
+    assert all(m.label == records[0].label for m in masks if m.meta["mask_of"] == records[0].id)
+    train_only = make_split(base.but(mask_images="train"), records)
+    assert not any("|" in r.id for r in train_only.test)
+    assert sum("|" in r.id for r in train_only.train) == sum(len(r.mask_paths) for r in train_only.train if "|" not in r.id)
+    pooled = make_split(base.but(mask_images="pooled"), records)
+    assert any("|" in r.id for r in pooled.test)  # the leak a random split of the pooled folder makes
