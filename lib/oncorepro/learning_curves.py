@@ -92,12 +92,19 @@ def per_run(runs: Sequence[RunOutcome], evaluation: str = "test") -> pd.DataFram
 
 def summary(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str = "test") -> pd.DataFrame:
     """Mean and 95% t-interval over seeds per setting, long format (setting, metric, mean, low, high, n), for the
-    ``metrics`` the runs have (metric values, curve readings or timings)."""
+    ``metrics`` the runs have (metric values, curve readings or timings); intervals of scores are clipped to
+    [0, 1]."""
     table = per_run(runs, evaluation)
     present = [m for m in metrics if m in table.columns]
     if table.empty or not present:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    return summarise_runs(table, ["setting"], present)
+    return _clip_scores(summarise_runs(table, ["setting"], present))
+
+
+def _clip_scores(long: pd.DataFrame) -> pd.DataFrame:
+    scores = long["metric"].map(report.metric_kind) == "fraction"
+    long.loc[scores, ["low", "high"]] = long.loc[scores, ["low", "high"]].clip(0, 1)
+    return long
 
 
 def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], items: Sequence[str],
@@ -263,7 +270,8 @@ def evaluated_inputs(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluat
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
-    formatted = report.format_table(summarise_runs(table, ["setting", "test items"], list(metrics)), ["mean"])
+    long = _clip_scores(summarise_runs(table, ["setting", "test items"], list(metrics)))
+    formatted = report.format_table(long, ["mean"])
     wide = formatted.pivot(index=["setting", "test items"], columns="metric", values="mean")[list(metrics)]
     wide.insert(0, "items", table.groupby(["setting", "test items"])["items"].mean().round().astype(int))
     order = [(s, k) for s in dict.fromkeys(o.spec.label for o in runs) for k in kinds]
@@ -291,6 +299,8 @@ def size_study(runs: Sequence[RunOutcome], metric: str, evaluation: str = "test"
     out = []
     for (config, fraction), group in table.groupby(["configuration", "train_fraction"], sort=False):
         mean, low, high = across_seeds(group["value"].dropna().to_numpy())
+        if report.metric_kind(metric) == "fraction":
+            low, high = max(low, 0.0), min(high, 1.0)
         out.append({"configuration": config, "train_fraction": fraction,
                     "train_images": float(group["train_images"].mean()), "mean": mean, "low": low, "high": high,
                     "n": int(group["value"].notna().sum())})

@@ -37,6 +37,13 @@ def apply_style() -> None:
                          "image.cmap": "viridis"})
 
 
+def show_in_notebooks() -> None:
+    """Let a notebook cell that returns a Figure display it as PNG (figures here are built without pyplot)."""
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("png")
+
+
 def save(fig: Figure, path: Path | str) -> Path:
     """Write ``fig`` as PNG at DPI with no metadata (no software version or date), so equal figures give equal bytes.
 

@@ -24,12 +24,13 @@ from .study import Study
 
 SCORES = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "precision_macro", "recall_macro",
           "f1_macro", "specificity_macro", "balanced_accuracy", "miss_rate", "false_alarm_rate")
-TIMINGS = ("train_seconds", "inference_seconds_per_image")
+TIMINGS = ("train_seconds", "inference_seconds_per_image", "eval_seconds")
 PERCENT = ["paper", "ours"]
 
 
 def setup() -> None:
     plots.apply_style()
+    plots.show_in_notebooks()
 
 
 def profile_banner(study: Study) -> None:
@@ -44,6 +45,14 @@ def profile_banner(study: Study) -> None:
 
 def _done(runs: Sequence[RunOutcome], setting: str | None = None) -> list:
     return [o.result for o in runs if o.result is not None and (setting is None or o.spec.label == setting)]
+
+
+def _finished(runs: Sequence[RunOutcome], setting: str) -> list:
+    """The finished runs of a setting; says so in the notebook when there are none yet."""
+    results = _done(runs, setting)
+    if not results:
+        display(Markdown(f"*No finished run of '{setting}' in this profile yet: the figure appears once it has run.*"))
+    return results
 
 
 def _per_run(runs: Sequence[RunOutcome], evaluation: str = "test") -> pd.DataFrame:
@@ -97,9 +106,11 @@ def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Seque
     return report.format_table(table.drop(columns=["relation", "ci_low", "ci_high", "n", "note"]), PERCENT)
 
 
-def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure:
+def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure | None:
     """ROC of the positive class, mean over seeds with a band; AUC with its interval in the legend."""
-    results = _done(runs, setting)
+    results = _finished(runs, setting)
+    if not results:
+        return None
     curves = []
     for result in results:
         table = result.predictions[result.predictions["evaluation"] == evaluation]
@@ -110,22 +121,30 @@ def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> F
     return plots.roc_figure([plots.RocCurveInput(label=setting, runs=curves)], f"ROC: {name}")
 
 
-def confusion(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure:
+def confusion(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure | None:
     """Confusion matrix summed over seeds (counts and row-normalised rates)."""
-    results = _done(runs, setting)
+    results = _finished(runs, setting)
+    if not results:
+        return None
     total = np.sum([np.array(r.confusion[evaluation]) for r in results], axis=0)
     labels = results[0].spec.classes
     return plots.confusion_figure(total, labels, f"{setting} ({evaluation}), summed over {len(results)} seeds")
 
 
-def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure:
-    history = pd.concat([r.history.assign(seed=r.spec.seed) for r in _done(runs, setting)], ignore_index=True)
+def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure | None:
+    results = _finished(runs, setting)
+    if not results:
+        return None
+    history = pd.concat([r.history.assign(seed=r.spec.seed) for r in results], ignore_index=True)
     return plots.training_curves_figure(history, f"Training curves: {setting}")
 
 
-def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test") -> Figure:
+def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test") -> Figure | None:
     """The stored Grad-CAM maps of the first seed's run over the images the model saw."""
-    result = _done(runs, setting)[0]
+    results = _finished(runs, setting)
+    if not results:
+        return None
+    result = results[0]
     spec = result.spec
     loaded = load_dataset(spec.dataset, data_root_for(spec, study.profile, study.data_root))
     by_id = {r.id: r for r in loaded.records}
@@ -150,9 +169,12 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
 
 
 def accuracy_bars(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], item: str,
-                  metric: str = "accuracy") -> Figure:
+                  metric: str = "accuracy") -> Figure | None:
     """Our mean accuracy per setting with its interval, the paper's value as a marker."""
     ours = summary(runs, metrics=[metric])
+    if ours.empty:
+        display(Markdown(f"*No finished run for {item} yet.*"))
+        return None
     values = {v.setting: v.value for v in paper if v.item == item and v.metric == metric}
     ours["paper"] = ours["setting"].map(values)
     return plots.bar_figure(ours, "setting", "mean", None, f"{item}: {metric} (mean over seeds, 95% CI)",

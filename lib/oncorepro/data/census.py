@@ -24,6 +24,8 @@ def class_counts(loaded: LoadedDataset) -> pd.DataFrame:
     frame = pd.DataFrame({"label": [r.label for r in loaded.records],
                           "split": [r.source_split or "all" for r in loaded.records]})
     table = pd.crosstab(frame["label"], frame["split"], margins=True, margins_name="total")
+    if list(frame["split"].unique()) == ["all"]:
+        table = table.drop(columns="all")
     return table.rename_axis(index=None, columns=None)
 
 
