@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: book test smoke clean-book
+.PHONY: book test notebooks chapters clean-book
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +26,14 @@ book: $(STAMP)
 # All tests: library tests and nbval over the chapter notebooks in the smoke profile.
 test: $(STAMP)
 	$(PY) -m pytest tests --nbval notebooks -p no:cacheprovider
+
+# Re-execute every notebook in place in the smoke profile (the outputs nbval compares against).
+notebooks: $(STAMP)
+	for nb in notebooks/*.ipynb; do $(VENV)/bin/papermill "$$nb" "$$nb" -k python3 --cwd notebooks || exit 1; done
+
+# Execute every chapter in the full profile into book/ (finished runs are reused; needs the real data; long).
+chapters: $(STAMP)
+	for nb in notebooks/*.ipynb; do $(VENV)/bin/oncorepro chapter run "$$nb" --profile full || exit 1; done
 
 clean-book:
 	rm -rf _build

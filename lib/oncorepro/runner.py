@@ -49,36 +49,6 @@ class RunOutcome:
     result: Result | None  # None while the run is pending (not executed yet)
 
 
-class RunSet(list):
-    """The outcomes of a list of specs, in order, with tables for the notebooks."""
-
-    @property
-    def done(self) -> list[Result]:
-        return [o.result for o in self if o.result is not None]
-
-    @property
-    def pending(self) -> pd.DataFrame:
-        rows = [{"setting": o.spec.label, "seed": o.spec.seed, "key": o.key} for o in self if o.result is None]
-        return pd.DataFrame(rows, columns=["setting", "seed", "key"])
-
-    def per_run(self, evaluation: str = "test") -> pd.DataFrame:
-        """One row per finished run: setting, seed, key and every metric of ``evaluation``."""
-        rows = []
-        for result in self.done:
-            if evaluation in result.metrics:
-                rows.append({"setting": result.spec.label, "seed": result.spec.seed, "key": result.key,
-                             **result.metrics[evaluation], **result.timings})
-        return pd.DataFrame(rows)
-
-    def summary(self, metric_names: Sequence[str], evaluation: str = "test") -> pd.DataFrame:
-        """Mean and 95% t-interval over seeds per setting, long format: setting, metric, mean, low, high, n."""
-        table = self.per_run(evaluation)
-        if table.empty:
-            return pd.DataFrame(columns=["setting", "metric", "mean", "low", "high", "n"])
-        wide = metrics.summarise_runs(table, ["setting"], list(metric_names))
-        return wide
-
-
 @functools.lru_cache(maxsize=8)
 def _dataset(name: str, root: Path):
     return load_dataset(name, data_root=root)
@@ -270,11 +240,11 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
 
 
 def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_root: str | Path | None = None,
-            execute: bool = True, device: str = "auto", progress: bool = True) -> RunSet:
+            execute: bool = True, device: str = "auto", progress: bool = True) -> list[RunOutcome]:
     """Results for every spec under a profile: stored ones are reused, missing ones run (if ``execute``)."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
     store = ResultStore(profile.store_dir())
-    outcomes = RunSet()
+    outcomes = []
     for raw in specs:
         spec = profile.apply(raw)
         root = data_root_for(spec, profile, data_root)

@@ -9,7 +9,7 @@ from typing import Sequence
 import pandas as pd
 
 from .profiles import Profile, get_profile
-from .runner import RunSet, run_all
+from .runner import RunOutcome, run_all
 from .spec import RunSpec
 
 
@@ -23,13 +23,13 @@ class Study:
     device: str = "auto"
     run_missing: bool = True
     progress: bool = False
-    runs: RunSet = field(default_factory=RunSet)
+    runs: list[RunOutcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.profile = get_profile(self.profile) if isinstance(self.profile, str) else self.profile
         self.seeds = tuple(self.seeds) if self.seeds is not None else self.profile.seeds
 
-    def run(self, *specs: RunSpec) -> RunSet:
+    def run(self, *specs: RunSpec) -> list[RunOutcome]:
         """Every spec once per seed; finished runs come from the store, missing ones run if ``run_missing``."""
         expanded = [spec.but(seed=seed) for spec in specs for seed in self.seeds]
         outcomes = run_all(expanded, profile=self.profile, data_root=self.data_root, execute=self.run_missing,
