@@ -50,7 +50,9 @@ def _chapter_run(args: argparse.Namespace) -> int:
 
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else REPO_ROOT / "book" / notebook.name
-    parameters = {"profile": args.profile, "run_missing": not args.stored_only}
+    parameters: dict[str, object] = {"profile": args.profile}
+    if args.stored_only:
+        parameters["run_missing"] = False
     if args.data_root:
         parameters["data_root"] = args.data_root
     if args.seeds:

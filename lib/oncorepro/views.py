@@ -85,7 +85,17 @@ def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], item
     chosen = [v for v in paper if v.item in items and v.setting in {o.spec.label for o in runs}
               and v.metric not in TIMINGS]  # timings depend on the device: see timings()
     table = report.compare(chosen, summary(runs))
+    display(Markdown(verdict_sentence(table)))
     return report.format_table(table.drop(columns=["relation"]), PERCENT)
+
+
+def verdict_sentence(table: pd.DataFrame) -> str:
+    """One line counting the verdicts of a comparison table, e.g. "Verdict: 2 of 5 paper values reproduced..."."""
+    if table.empty:
+        return "*No paper value to compare here.*"
+    counts = table["verdict"].str.replace(" (1 run)", "", regex=False).value_counts()
+    parts = [f"{n} {verdict}" for verdict, n in counts.items()]
+    return f"**Verdict** over the {len(table)} paper values above: " + ", ".join(parts) + "."
 
 
 def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Sequence[report.PaperValue],

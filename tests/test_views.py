@@ -1,0 +1,50 @@
+"""Notebook views on hand-made results: summaries over seeds, paper comparisons, pending runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from oncorepro import views
+from oncorepro.report import PaperValue
+from oncorepro.results import Result
+from oncorepro.runner import RunOutcome
+from oncorepro.spec import RunSpec
+
+SPEC = RunSpec(dataset="busi", classes=("benign", "malignant"), label="main")
+
+
+def _outcome(seed: int, accuracy: float | None) -> RunOutcome:
+    spec = SPEC.but(seed=seed)
+    if accuracy is None:
+        return RunOutcome(spec, f"k{seed}", None)
+    result = Result(spec=spec, key=f"k{seed}", metrics={"test": {"accuracy": accuracy, "roc_auc": 0.9}}, ci={},
+                    confusion={"test": [[5, 1], [1, 5]]}, timings={"train_seconds": 10.0 + seed}, provenance={},
+                    explanations=pd.DataFrame({"evaluation": ["test"] * 2, "id": ["a", "b"],
+                                               "energy_in_mask": [0.5, None], "mask_area": [0.1, None],
+                                               "energy_ratio": [5.0, None], "pointing_game": [1.0, None]}))
+    return RunOutcome(spec, result.key, result)
+
+
+def test_summary_is_a_mean_with_a_clipped_interval_over_seeds():
+    runs = [_outcome(0, 0.80), _outcome(1, 0.90), _outcome(2, 1.00)]
+    row = views.summary(runs).set_index("metric").loc["accuracy"]
+    assert row["mean"] == 0.9 and row["n"] == 3
+    assert 0 <= row["low"] < 0.9 and row["high"] == 1.0  # the t-interval is clipped to the [0, 1] of a score
+
+
+def test_compare_gives_verdicts_and_counts_pending_runs():
+    paper = [PaperValue(paper="p", item="Table 5", setting="main", metric="accuracy", value=0.9),
+             PaperValue(paper="p", item="Table 5", setting="main", metric="f1_macro", value=0.9),
+             PaperValue(paper="p", item="Table 5", setting="main", metric="train_seconds", value=120.0)]
+    runs = [_outcome(0, 0.85), _outcome(1, 0.95), _outcome(2, None)]
+    table = views.compare(runs, paper, ["Table 5"])
+    assert list(table["metric"]) == ["accuracy", "f1_macro"]  # timings only in views.timings
+    assert table["verdict"].tolist() == ["reproduced", "not run"]
+    sentence = views.verdict_sentence(pd.DataFrame({"verdict": ["reproduced", "not run", "paper higher (1 run)"]}))
+    assert "1 reproduced" in sentence and "1 paper higher" in sentence and "3 paper values" in sentence
+
+
+def test_explanation_table_skips_images_without_masks():
+    table = views.explanation_table([_outcome(0, 0.9), _outcome(1, 0.9)])
+    row = table.loc[("main", "test")]
+    assert row["images"] == 2 and row["energy_ratio"] == 5.0
