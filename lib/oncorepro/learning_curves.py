@@ -19,8 +19,8 @@ size) each keep their own name.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,11 +81,10 @@ def _done(runs: Sequence[RunOutcome]) -> list[RunOutcome]:
 
 
 def per_run(runs: Sequence[RunOutcome], evaluation: str = "test") -> pd.DataFrame:
-    """One row per finished run: setting (the spec's label), seed, epochs, batch size and learning rate, every
-    metric of ``evaluation``, the curve readings and the timings."""
-    rows = [{"setting": o.spec.label, "seed": o.spec.seed, "epochs": o.spec.epochs, "batch_size": o.spec.batch_size,
-             "learning_rate": o.spec.lr, **o.result.metrics[evaluation], **curve_readings(o.result.history),
-             **o.result.timings}
+    """One row per finished run: setting (the spec's label), seed, every metric of ``evaluation``, the curve
+    readings and the timings."""
+    rows = [{"setting": o.spec.label, "seed": o.spec.seed, **o.result.metrics[evaluation],
+             **curve_readings(o.result.history), **o.result.timings}
             for o in _done(runs) if evaluation in o.result.metrics]
     return pd.DataFrame(rows)
 
@@ -122,6 +121,8 @@ def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], item
         chosen = [v for v in chosen if v.metric in measured]
     ours = summary(runs, sorted({v.metric for v in chosen}), evaluation)
     ours["setting"] = ours["setting"].map(lambda name: rename.get(name, name))
+    reference = ours["metric"].map(report.metric_kind) == "reference"  # epochs of curve readings
+    ours.loc[reference, ["mean", "low", "high"]] = ours.loc[reference, ["mean", "low", "high"]].round(1)
     table = report.format_table(report.compare(chosen, ours), ["paper", "ours"])
     if not wide or table.empty:
         return table
@@ -395,9 +396,9 @@ def _tolerance(value: float) -> float:
 
 
 def _fits(numerator: int, denominator: int, value: float) -> bool:
-    """numerator / denominator rounds to ``value`` (a ratio exactly half a unit away could round either way and
-    does not count)."""
-    return denominator > 0 and abs(numerator / denominator - value) < _tolerance(value) - 1e-12
+    """numerator / denominator can round to ``value`` (exactly half a unit away counts: 26/32 = 81.25% prints
+    as 81.3% when halves round up)."""
+    return denominator > 0 and abs(numerator / denominator - value) <= _tolerance(value) + 1e-12
 
 
 def counts_from_rates(recall: float, precision: float, false_alarm_rate: float, *, max_positives: int = 200,
@@ -451,7 +452,9 @@ def implied_test_sets(paper: Sequence[report.PaperValue], settings: Sequence[str
                      "tp, fn, fp, tn": f"{best['tp']}, {best['fn']}, {best['fp']}, {best['tn']}",
                      f"{positive} accuracy, 95% CI": f"{best['tp'] / best['positives']:.1%} "
                                                       f"({interval.low:.1%}–{interval.high:.1%})"})
-    return pd.DataFrame(rows).set_index("setting")
+    table = pd.DataFrame(rows).set_index("setting")
+    counts = [c for c in table.columns if c.endswith(")") and "CI" not in c] + ["test items"]
+    return table.astype({c: "Int64" for c in counts if c in table.columns})
 
 
 def test_set_sizes(runs: Sequence[RunOutcome], positive: str) -> pd.DataFrame:

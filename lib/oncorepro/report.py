@@ -204,11 +204,11 @@ def _number(value: Any, kind: str, percent: bool, digits: int, exact: bool = Fal
     if value is None or pd.isna(value):
         return _MISSING
     if kind == "count":
-        return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
     if kind == "seconds":
         return f"{value:.3g} s" if abs(value) < 1 else f"{value:.2f} s"
     if kind == "reference":
-        return np.format_float_positional(value, trim="-")
+        return np.format_float_positional(value, precision=4, fractional=False, trim="-")
     suffix = ""
     if kind == "fraction" and percent:
         value, suffix = 100 * value, "%"

@@ -17,6 +17,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from . import explain, metrics
+from .augment import augment_parts
 from .data import load_dataset
 from .data.checksums import dataset_digest
 from .data.duplicates import assign_groups, find_duplicates
@@ -181,9 +182,25 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     split = make_split(spec, records)
     exclusions += [{"id": rid, "reason": reason} for rid, reason in split.exclusions]
     digest = _digest(spec.dataset, root)
-    train_x, _, train_y = _arrays(split.train, spec, digest, spec.roi, progress)
-    val_x, _, val_y = _arrays(split.val, spec, digest, spec.roi)
+    train_x, train_masks, train_y = _arrays(split.train, spec, digest, spec.roi, progress)
+    val_x, val_masks, val_y = _arrays(split.val, spec, digest, spec.roi)
     test_x, test_masks, test_y = _arrays(split.test, spec, digest, spec.roi)
+    augmentation = None
+    if spec.augment != "none":  # paired augmentation step (oncorepro.augment): balance by transformed copies
+        parts = augment_parts(spec.augment, {"train": (train_x, train_masks, train_y, [r.id for r in split.train]),
+                                             "val": (val_x, val_masks, val_y, [r.id for r in split.val]),
+                                             "test": (test_x, test_masks, test_y, [r.id for r in split.test])},
+                              seed=spec.seed, target=spec.augment_to, fractions=spec.fractions)
+        by_id = {r.id: r for r in (*split.train, *split.val, *split.test)}
+        for name, part in parts.items():
+            setattr(split, name, [replace(by_id[s], id=row) for row, s in zip(part.rows, part.sources)])
+        train_x, train_y = parts["train"].images, parts["train"].labels
+        if "val" in parts:
+            val_x, val_y = parts["val"].images, parts["val"].labels
+        test_x, test_masks, test_y = parts["test"].images, parts["test"].masks, parts["test"].labels
+        train_sources = set(parts["train"].sources)
+        augmentation = {"order": spec.augment, "rows": {n: len(p.rows) for n, p in parts.items()},
+                        "test_rows_from_train_cases": sum(s in train_sources for s in parts["test"].sources)}
     train_x, train_y = _balance(spec, train_x, train_y)
     monitor = "val" if len(split.val) else "test"  # no validation part: curves on the test part, as the paper's tool
     monitor_xy = (val_x, val_y) if monitor == "val" else (test_x, test_y)
@@ -202,7 +219,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         trained = train(model, (train_x, train_y), monitor_xy, config)
     trained.history.columns = [c.replace("val_", f"{monitor}_") for c in trained.history.columns]
     evaluations = {"test": (test_x, test_y, test_masks, split.test)}
-    if spec.roi:
+    if spec.roi and spec.augment != "before_split":  # augmented test copies have no unmasked original
         raw_x, _, _ = _arrays(split.test, spec, digest, roi=False)
         evaluations["test_unmasked"] = (raw_x, test_y, test_masks, split.test)
     for name in spec.external:
@@ -232,6 +249,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                                                                    (spec.dataset, *spec.external)},
                    "data_root": "synthetic (generated)" if spec.data == "synthetic" else str(root),
                    "split_method": split.method})
+    if augmentation:
+        record["augmentation"] = augmentation
     return Result(spec=spec, key=key, metrics=all_metrics, ci=all_ci, confusion=confusions, timings=timings,
                   provenance=record, exclusions=exclusions, history=trained.history,
                   predictions=pd.concat(predictions, ignore_index=True),
@@ -249,13 +268,13 @@ def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_
         spec = profile.apply(raw)
         root = data_root_for(spec, profile, data_root)
         key = spec_key(spec, root)
-        if store.has(key):
-            outcomes.append(RunOutcome(spec, key, store.load(key)))
+        if store.has(key):  # the stored spec may carry another setting's label: the label is not in the key
+            outcomes.append(RunOutcome(spec, key, replace(store.load(key), spec=spec)))
         elif execute:
             torch.manual_seed(spec.seed)
             result = run_one(spec, profile, root, key, device=device, progress=progress)
             store.save(result)
-            outcomes.append(RunOutcome(spec, key, store.load(key)))
+            outcomes.append(RunOutcome(spec, key, replace(store.load(key), spec=spec)))
         else:
             outcomes.append(RunOutcome(spec, key, None))
     return outcomes

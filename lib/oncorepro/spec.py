@@ -42,10 +42,16 @@ class RunSpec:
     data: str = "real"  # real | synthetic
     profile: str = "full"
     label: str = ""  # the setting's name in tables ("BUSI, ROI, SMOTE"); not part of the key
+    # Fields added later: they enter the key only when not at their default, so earlier results keep their keys.
+    augment: str = "none"  # none | before_split (paired augmentation, then split) | train_only (oncorepro.augment)
+    augment_to: int | None = None  # augment: rows per class after balancing (None: the largest class's count)
 
     def key_fields(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
         fields.pop("label")
+        for name, default in LATE_FIELDS.items():
+            if fields[name] == default:
+                fields.pop(name)
         return fields
 
     def key(self, data_digest: str) -> str:
@@ -68,3 +74,6 @@ class RunSpec:
     def but(self, **changes: Any) -> RunSpec:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None}  # field -> default left out of the key

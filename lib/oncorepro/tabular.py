@@ -339,8 +339,8 @@ def stage_comparison(parsed: pd.DataFrame, *, seed: int, stages: Sequence[str] =
     benign_vs_malignant`); the ``excluded`` column lists them with the reason. One row per stage and model:
     stage, model, n_features, n_cases, the nested_cv metrics with their intervals, excluded.
 
-    ``inner`` defaults to 3 (nested_cv: 5) to keep four feature sets x 11 models with the full paper grid near
-    6 minutes on a shared 2-core CPU; the grid itself is not reduced.
+    ``inner`` defaults to 3 (nested_cv: 5) to keep four feature sets x 11 models with the full paper grid at
+    6-8 minutes on a shared 2-core CPU; the grid itself is not reduced.
     """
     kept, excluded = benign_vs_malignant(parsed)
     note = "; ".join(f"{', '.join(cases)}: {reason}" for reason, cases in excluded.groupby("reason")["case_id"])

@@ -40,6 +40,10 @@ def profile_banner(study: Study) -> None:
     if profile.name != "full":
         text += (" *These numbers come from synthetic stand-in data and a few epochs: they test the code, "
                  "not the paper.*")
+    if not study.run_missing:
+        text += (" This page was executed from the results store without training: a run that has not finished "
+                 "yet is listed as pending where its numbers would be, and the provenance table at the end "
+                 "gives the state of every run.")
     display(Markdown(text))
 
 
@@ -84,7 +88,7 @@ def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], item
     _pending_note(runs)
     chosen = [v for v in paper if v.item in items and v.setting in {o.spec.label for o in runs}
               and v.metric not in TIMINGS]  # timings depend on the device: see timings()
-    table = report.compare(chosen, summary(runs))
+    table = report.compare(chosen, summary(runs, metrics=sorted({v.metric for v in chosen})))
     display(Markdown(verdict_sentence(table)))
     return report.format_table(table.drop(columns=["relation"]), PERCENT)
 
