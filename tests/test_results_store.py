@@ -45,4 +45,6 @@ def test_store_round_trip(tmp_path):
     assert loaded.predictions["id"].tolist() == ["007"]  # ids stay strings
     np.testing.assert_array_equal(loaded.heatmaps["test|train/Healthy/H_1"], result.heatmaps["test|train/Healthy/H_1"])
     pd.testing.assert_frame_equal(loaded.history, result.history)
-    assert not list(tmp_path.glob("*.partial"))
+    store.save(result)  # saving again replaces the stored copy, and leaves no temporary folder behind
+    assert store.load(result.key).metrics == loaded.metrics
+    assert [p.name for p in tmp_path.iterdir()] == [result.key]

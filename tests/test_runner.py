@@ -71,3 +71,14 @@ def test_mask_images_join_training_or_the_pool():
     assert sum("|" in r.id for r in train_only.train) == sum(len(r.mask_paths) for r in train_only.train if "|" not in r.id)
     pooled = make_split(base.but(mask_images="pooled"), records)
     assert any("|" in r.id for r in pooled.test)  # the leak a random split of the pooled folder makes
+
+
+def test_no_validation_part_refuses_selection_on_the_test_set():
+    spec = BUSI.but(fractions=(0.85, 0.0, 0.15), select="best_val", label="bad")
+    with pytest.raises(ValueError, match="test set"):
+        run_all([spec], profile=TINY, progress=False)
+
+
+def test_roi_at_test_false_tests_on_unmasked_images():
+    result = run_all([BUSI.but(roi_at_test=False)], profile=TINY, progress=False)[0].result
+    assert set(result.metrics) == {"test"}  # the test part itself is unmasked: no separate unmasked evaluation

@@ -72,3 +72,11 @@ def test_class_weights_change_the_loss():
     plain = train(_model(), (x, y), None, _config(epochs=1))
     weighted = train(_model(), (x, y), None, _config(epochs=1, class_weights=(0.1, 10.0)))
     assert plain.history["train_loss"].iloc[0] != weighted.history["train_loss"].iloc[0]
+
+
+def test_a_run_that_stopped_early_does_not_train_on_when_resumed(tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    config = _config(optimizer="sgd", lr=50.0, epochs=12, early_stopping=2, checkpoint=checkpoint)
+    first = train(_model(), _data(), _data(32, 1), config)
+    resumed = train(_model(), _data(), _data(32, 1), config)
+    assert len(first.history) < 12 and resumed.history["epoch"].tolist() == first.history["epoch"].tolist()

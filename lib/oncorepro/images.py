@@ -35,8 +35,12 @@ def apply_roi(pixels: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return pixels * masks[..., None].astype(pixels.dtype)
 
 
+PREPROCESS_VERSION = 1  # bump when resizing or mask merging changes: cached arrays then miss
+
+
 def _cache_key(records: Sequence[Record], size: int, data_digest: str) -> str:
-    payload = json.dumps([data_digest, size, [(r.dataset, r.id, str(r.path)) for r in records]])
+    payload = json.dumps([PREPROCESS_VERSION, data_digest, size,
+                          [(r.dataset, r.id, str(r.path), [str(p) for p in r.mask_paths]) for r in records]])
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

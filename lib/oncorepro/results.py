@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,8 @@ class ResultStore:
 
     def save(self, result: Result) -> Path:
         folder = self.path(result.key)
-        temporary = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir(parents=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{result.key}.", dir=self.root))  # unique per writer
         document = {
             "spec": result.spec.to_dict(), "key": result.key, "metrics": result.metrics, "ci": result.ci,
             "confusion": result.confusion, "timings": result.timings, "provenance": result.provenance,
@@ -74,8 +74,13 @@ class ResultStore:
         if result.heatmaps:
             np.savez_compressed(temporary / "heatmaps.npz", ids=np.array(list(result.heatmaps)),
                                 maps=np.stack(list(result.heatmaps.values())))
-        shutil.rmtree(folder, ignore_errors=True)
-        temporary.rename(folder)
+        if folder.exists():  # replace an older copy only once the new one is complete
+            retired = Path(tempfile.mkdtemp(prefix=f".{result.key}.old.", dir=self.root))
+            folder.rename(retired / "result")
+            temporary.rename(folder)
+            shutil.rmtree(retired)
+        else:
+            temporary.rename(folder)
         return folder
 
     def load(self, key: str) -> Result:

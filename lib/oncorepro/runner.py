@@ -183,8 +183,9 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     exclusions += [{"id": rid, "reason": reason} for rid, reason in split.exclusions]
     digest = _digest(spec.dataset, root)
     train_x, train_masks, train_y = _arrays(split.train, spec, digest, spec.roi, progress)
-    val_x, val_masks, val_y = _arrays(split.val, spec, digest, spec.roi)
-    test_x, test_masks, test_y = _arrays(split.test, spec, digest, spec.roi)
+    held_out_roi = spec.roi and spec.roi_at_test  # the paper's protocol masks validation and test images too
+    val_x, val_masks, val_y = _arrays(split.val, spec, digest, held_out_roi)
+    test_x, test_masks, test_y = _arrays(split.test, spec, digest, held_out_roi)
     augmentation = None
     if spec.augment != "none":  # paired augmentation step (oncorepro.augment): balance by transformed copies
         parts = augment_parts(spec.augment, {"train": (train_x, train_masks, train_y, [r.id for r in split.train]),
@@ -203,6 +204,9 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                         "test_rows_from_train_cases": sum(s in train_sources for s in parts["test"].sources)}
     train_x, train_y = _balance(spec, train_x, train_y)
     monitor = "val" if len(split.val) else "test"  # no validation part: curves on the test part, as the paper's tool
+    if monitor == "test" and (spec.select != "last" or spec.early_stopping is not None):
+        raise ValueError("without a validation part, best-epoch selection or early stopping would choose on the "
+                         "test set: use select='last' and early_stopping=None, or a validation fraction")
     monitor_xy = (val_x, val_y) if monitor == "val" else (test_x, test_y)
     model, info = build_model(spec.model, len(spec.classes), pretrained=spec.pretrained, seed=spec.seed,
                               input_size=spec.image_size, head=spec.head, freeze_backbone=spec.freeze_backbone)
@@ -219,7 +223,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         trained = train(model, (train_x, train_y), monitor_xy, config)
     trained.history.columns = [c.replace("val_", f"{monitor}_") for c in trained.history.columns]
     evaluations = {"test": (test_x, test_y, test_masks, split.test)}
-    if spec.roi and spec.augment != "before_split":  # augmented test copies have no unmasked original
+    if held_out_roi and spec.augment != "before_split":  # augmented test copies have no unmasked original
         raw_x, _, _ = _arrays(split.test, spec, digest, roi=False)
         evaluations["test_unmasked"] = (raw_x, test_y, test_masks, split.test)
     for name in spec.external:
@@ -239,7 +243,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
             sanity.append(checks)
             heatmaps.update(maps)
     checkpoint.unlink(missing_ok=True)
-    counts = split.counts().reset_index().rename(columns={"index": "label"})
+    counts = split.counts().reset_index()
     timings = {"train_seconds": trained.seconds, "inference_seconds_per_image": inference,
                "epochs_run": int(trained.history["epoch"].max()), "selected_epoch": trained.selected_epoch,
                "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began}

@@ -34,7 +34,9 @@ class Study:
         expanded = [spec.but(seed=seed) for spec in specs for seed in self.seeds]
         outcomes = run_all(expanded, profile=self.profile, data_root=self.data_root, execute=self.run_missing,
                            device=self.device, progress=self.progress)
-        self.runs.extend(o for o in outcomes if o.key not in {r.key for r in self.runs})
+        for outcome in outcomes:  # one row per (run, setting label); a finished run replaces its pending row
+            self.runs = [r for r in self.runs if (r.key, r.spec.label) != (outcome.key, outcome.spec.label)]
+            self.runs.append(outcome)
         return outcomes
 
     def provenance(self) -> pd.DataFrame:

@@ -122,7 +122,8 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         saved = torch.load(config.checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        rows, best, start_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+        rows, best = saved["history"], saved["best"]
+        start_epoch = config.epochs + 1 if saved.get("stopped") else saved["epoch"] + 1
     for epoch in range(start_epoch, config.epochs + 1):
         began = time.perf_counter()
         torch.manual_seed(config.seed * 1000 + epoch)
@@ -151,12 +152,13 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         if val_xy is not None and row["val_loss"] < best[0]:
             state = copy.deepcopy(model.state_dict()) if config.select == "best_val" else None
             best = (row["val_loss"], epoch, state)
-        if config.checkpoint is not None:
+        stop = config.early_stopping is not None and val_xy is not None and epoch - best[1] >= config.early_stopping
+        if config.checkpoint is not None:  # a resumed run that had stopped early does not train on
             temporary = Path(config.checkpoint).with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": rows,
-                        "best": best, "epoch": epoch}, temporary)
+                        "best": best, "epoch": epoch, "stopped": stop}, temporary)
             temporary.replace(config.checkpoint)
-        if config.early_stopping is not None and val_xy is not None and epoch - best[1] >= config.early_stopping:
+        if stop:
             break
     selected = rows[-1]["epoch"]
     if config.select == "best_val" and best[2] is not None:
