@@ -66,11 +66,17 @@ def _per_run(runs: Sequence[RunOutcome], evaluation: str = "test") -> pd.DataFra
 
 
 def summary(runs: Sequence[RunOutcome], evaluation: str = "test", metrics: Sequence[str] = SCORES + TIMINGS) -> pd.DataFrame:
-    """Mean and 95% t-interval over seeds, per setting and metric (long format)."""
+    """Mean and 95% t-interval over seeds, per setting and metric (long format); a setting with a single
+    finished run shows that run's bootstrap interval instead."""
     table = _per_run(runs, evaluation)
     if table.empty:
         return pd.DataFrame(columns=["setting", "metric", "mean", "low", "high", "n"])
     long = summarise_runs(table, ["setting"], [m for m in metrics if m in table.columns])
+    single = {r.spec.label: r.ci.get(evaluation, {}) for r in _done(runs)
+              if (long[long["setting"] == r.spec.label]["n"] == 1).any()}
+    for i, row in long[long["n"] == 1].iterrows():  # one run: its bootstrap interval over the test images
+        low, high = single.get(row["setting"], {}).get(row["metric"], (np.nan, np.nan))
+        long.loc[i, ["low", "high"]] = low, high
     scores = long["metric"].map(report.metric_kind) == "fraction"
     long.loc[scores, ["low", "high"]] = long.loc[scores, ["low", "high"]].clip(0, 1)  # a score lies in [0, 1]
     return long
