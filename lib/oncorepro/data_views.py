@@ -14,20 +14,17 @@ from .data import LoadedDataset, load_dataset
 from .data.checksums import verify_checksums
 from .data.duplicates import DuplicateReport, find_duplicates
 from .data.registry import DATASETS
-from .data.synthetic import synthetic_data_root
+from .data.synthetic import GENERATORS, synthetic_data_root
 from .images import resize_image
 from .paths import resolve_data_root
 from .profiles import get_profile
-
-SYNTHETIC = ("busi", "breast_mri", "isic_binary", "breast_lesions_usg", "mibus")
-
 
 def data_root(profile: str, data_root: str | Path | None = None) -> Path:
     """The real data root (full profile) or the cached synthetic stand-ins of every dataset (smoke)."""
     chosen = get_profile(profile)
     if chosen.synthetic_per_class is None:
         return resolve_data_root(data_root)
-    return synthetic_data_root(SYNTHETIC, n_per_class=chosen.synthetic_per_class, size=chosen.synthetic_size)
+    return synthetic_data_root(tuple(GENERATORS), n_per_class=chosen.synthetic_per_class, size=chosen.synthetic_size)
 
 
 def banner(profile: str, root: Path) -> None:
