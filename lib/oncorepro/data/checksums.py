@@ -198,8 +198,9 @@ def _verify_listing(name: str, listing: Path, base: Path, *, pixels: bool) -> Ve
             continue
         try:
             actual = _pixel_sha256(path) if pixels else _file_sha256(path)
-        except DataError:
-            actual = ""
+        except DataError as error:  # an undecodable image cannot match its pixel checksum: say why
+            report.mismatched.append(f"{match['path']} ({error.problem})")
+            continue
         (report.ok if actual == match["digest"].lower() else report.mismatched).append(match["path"])
     return report
 
