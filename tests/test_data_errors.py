@@ -317,3 +317,14 @@ def test_bad_mibus_annotations(tmp_path, damage, message):
         write_coco(folder, "train", ["benign/v1/000000.png"], bbox=[15, 1, 10, 3])
     with pytest.raises(DataError, match=message):
         load_dataset("mibus", tmp_path)
+
+
+def test_undecodable_image_fails_its_pixel_checksum_with_the_reason(tmp_path):
+    top = make_busi(tmp_path, per_class=1)
+    image = top / "benign" / "benign (1).png"
+    (tmp_path / "busi" / "PIXEL_SHA256SUMS").write_text(
+        f"{'0' * 64}  Dataset_BUSI_with_GT/benign/benign (1).png\n")
+    image.write_bytes(b"not a png")
+    report = verify_checksums("busi", tmp_path, files="PIXEL_SHA256SUMS")
+    assert report.mismatched == ["Dataset_BUSI_with_GT/benign/benign (1).png"]
+    assert "cannot be decoded" in report.summary()

@@ -37,6 +37,7 @@ class VerifyReport:
     mismatched: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problem: str | None = None
+    reasons: dict[str, str] = field(default_factory=dict)  # why a file could not be checked, by path
 
     @property
     def passed(self) -> bool:
@@ -48,7 +49,8 @@ class VerifyReport:
                  f" (listing {self.listing}, files under {self.base})"]
         if self.problem:
             lines.append(f"problem: {self.problem}")
-        lines += [f"MISMATCH {path}" for path in self.mismatched]
+        lines += [f"MISMATCH {path}" + (f" ({self.reasons[path]})" if path in self.reasons else "")
+                  for path in self.mismatched]
         lines += [f"MISSING  {path}" for path in self.missing]
         return "\n".join(lines)
 
@@ -199,7 +201,8 @@ def _verify_listing(name: str, listing: Path, base: Path, *, pixels: bool) -> Ve
         try:
             actual = _pixel_sha256(path) if pixels else _file_sha256(path)
         except DataError as error:  # an undecodable image cannot match its pixel checksum: say why
-            report.mismatched.append(f"{match['path']} ({error.problem})")
+            report.mismatched.append(match["path"])
+            report.reasons[match["path"]] = error.problem
             continue
         (report.ok if actual == match["digest"].lower() else report.mismatched).append(match["path"])
     return report
