@@ -80,3 +80,17 @@ def test_a_run_that_stopped_early_does_not_train_on_when_resumed(tmp_path):
     first = train(_model(), _data(), _data(32, 1), config)
     resumed = train(_model(), _data(), _data(32, 1), config)
     assert len(first.history) < 12 and resumed.history["epoch"].tolist() == first.history["epoch"].tolist()
+
+
+def test_bf16_precision_learns_on_cpu_and_is_reported():
+    fp32 = train(_model(), _data(), _data(32, seed=1), _config())
+    bf16 = train(_model(), _data(), _data(32, seed=1), _config(precision="bf16"))
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")  # "auto" means float32 on a CPU
+    assert not np.allclose(fp32.history["train_loss"], bf16.history["train_loss"])  # the arithmetic did change
+    proba, _ = predict_proba(bf16.model, _data(32, seed=2)[0], device="cpu", precision="bf16")
+    assert proba.dtype == np.float32 and (proba.argmax(1) == _data(32, seed=2)[1]).mean() > 0.9
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        train(_model(), _data(16), None, _config(precision="fp16", epochs=1))

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .models import ImageClassifier, ModelInfo
 from .paths import cache_dir
-from .train import _autocast, images_to_tensor, pick_device
+from .train import _autocast, images_to_tensor, pick_device, pick_precision
 
 
 def features_key(images: np.ndarray, info: ModelInfo) -> str:
@@ -36,7 +36,7 @@ def extract_features(model: ImageClassifier, images: np.ndarray, info: ModelInfo
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress, leave=False):
             batch = images_to_tensor(images[start:start + batch_size]).to(target)
-            with _autocast(target):
+            with _autocast(target, pick_precision("auto", target)):
                 out.append(backbone.pooled_features(batch).float().cpu().numpy())
     features = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
     temporary = path.with_suffix(".tmp.npy")

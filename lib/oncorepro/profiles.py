@@ -22,6 +22,7 @@ class Profile:
     synthetic_size: int = 64
     explain_samples: int = 8  # images per run whose heatmaps are stored
     bootstrap: int = 1000
+    precision: str = "auto"  # training/inference arithmetic (oncorepro.train.pick_precision); not in the run key
     committed: bool = False  # results are committed with the book (else kept in the cache)
 
     def apply(self, spec: RunSpec) -> RunSpec:
@@ -51,6 +52,7 @@ PROFILES: dict[str, Profile] = {
         description="real data at the paper's resolution, epochs and batch size, repeated seeds",
         spec_overrides={"data": "real"},
         seeds=(0, 1, 2),
+        precision="bf16",
         committed=True,
     ),
 }

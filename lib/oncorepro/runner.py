@@ -130,7 +130,8 @@ def _balance(spec: RunSpec, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
 
 def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], spec: RunSpec, profile: Profile,
               name: str, device: str) -> tuple[dict, dict, list, pd.DataFrame, float]:
-    proba, seconds = predict_proba(model, x, batch_size=spec.batch_size * 2, device=device)
+    proba, seconds = predict_proba(model, x, batch_size=spec.batch_size * 2, device=device,
+                                   precision=profile.precision)
     binary = len(spec.classes) == 2
     names = BINARY_METRICS if binary else MULTICLASS_METRICS
     values = metrics.classification_metrics(y, proba, positive=1 if binary else None, labels=list(spec.classes))
@@ -213,7 +214,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     checkpoint = cache_dir("checkpoints") / f"{key}.pt"
     config = TrainConfig(optimizer=spec.optimizer, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
                          seed=spec.seed, early_stopping=spec.early_stopping, select=spec.select, device=device,
-                         checkpoint=checkpoint, progress=progress)
+                         precision=profile.precision, checkpoint=checkpoint, progress=progress)
     if spec.freeze_backbone:  # the backbone never changes: train the head on features extracted once
         encode = functools.partial(extract_features, model, info=info, device=device)
         trained = train(model.head, (encode(train_x), train_y), (encode(monitor_xy[0]), monitor_xy[1]), config,
@@ -248,6 +249,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                "epochs_run": int(trained.history["epoch"].max()), "selected_epoch": trained.selected_epoch,
                "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began}
     record = provenance(trained.device)
+    record["precision"] = trained.precision
     record.update({"weights_origin": info.weights_origin, "input_normalisation": info.input_normalisation,
                    "parameters": info.parameters, "data_digest": {n: _digest(n, root) for n in
                                                                    (spec.dataset, *spec.external)},

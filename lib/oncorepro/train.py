@@ -1,5 +1,6 @@
 """The one training loop: any torch classifier on in-memory arrays, with Keras-equivalent optimizers,
-per-epoch history, early stopping, resumable checkpoints, and mixed precision + channels-last on a GPU."""
+per-epoch history, early stopping, resumable checkpoints, and bf16 mixed precision + channels-last (always on a
+GPU; on a CPU when asked, where it roughly doubles training speed on CPUs with native bf16)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 mixed precision on a GPU, float32 on a CPU; ``fp32``/``bf16`` on any device."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "nadam"
@@ -53,6 +66,7 @@ class TrainConfig:
     select: str = "last"  # "last" or "best_val"
     class_weights: tuple[float, ...] | None = None
     device: str = "auto"
+    precision: str = "auto"  # see pick_precision
     checkpoint: Path | None = None  # resume from / save to this file after every epoch
     progress: bool = True
 
@@ -64,36 +78,37 @@ class TrainOutput:
     seconds: float  # training wall time, resumed epochs included as recorded
     device: str
     selected_epoch: int
+    precision: str
 
 
-def _prepare(model: nn.Module, device: torch.device, images: bool) -> nn.Module:
+def _prepare(model: nn.Module, device: torch.device, images: bool, precision: str) -> nn.Module:
     model = model.to(device)
-    if device.type == "cuda" and images:
+    if images and (device.type == "cuda" or precision == "bf16"):
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def _batch(x: np.ndarray, index: np.ndarray, to_input: ToInput, device: torch.device) -> torch.Tensor:
+def _batch(x: np.ndarray, index: np.ndarray, to_input: ToInput, device: torch.device, precision: str) -> torch.Tensor:
     tensor = to_input(x[index]).to(device, non_blocking=True)
-    if device.type == "cuda" and tensor.ndim == 4:
+    if tensor.ndim == 4 and (device.type == "cuda" or precision == "bf16"):
         tensor = tensor.contiguous(memory_format=torch.channels_last)
     return tensor
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def evaluate_loss(model: nn.Module, x: np.ndarray, y: np.ndarray, loss_fn: nn.Module, *, batch_size: int,
-                  to_input: ToInput, device: torch.device) -> tuple[float, float]:
+                  to_input: ToInput, device: torch.device, precision: str = "fp32") -> tuple[float, float]:
     """Mean loss and accuracy of a model on arrays, in eval mode."""
     model.eval()
     total_loss, correct = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
             index = np.arange(start, min(start + batch_size, len(x)))
-            with _autocast(device):
-                logits = model(_batch(x, index, to_input, device)).float()
+            with _autocast(device, precision):
+                logits = model(_batch(x, index, to_input, device, precision)).float()
             target = torch.from_numpy(y[index]).long().to(device)
             total_loss += float(loss_fn(logits, target)) * len(index)
             correct += int((logits.argmax(1) == target).sum())
@@ -109,8 +124,9 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
     returned; early stopping (patience on validation loss) ends training when it stops improving.
     """
     device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
     x, y = train_xy
-    model = _prepare(model, device, x.ndim == 4)
+    model = _prepare(model, device, x.ndim == 4, precision)
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
     weight = torch.tensor(config.class_weights, device=device) if config.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
@@ -133,9 +149,9 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         batches = range(0, len(x), config.batch_size)
         for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, leave=False):
             index = order[start:start + config.batch_size]
-            inputs = _batch(x, index, to_input, device)
+            inputs = _batch(x, index, to_input, device, precision)
             target = torch.from_numpy(y[index]).long().to(device)
-            with _autocast(device):
+            with _autocast(device, precision):
                 logits = model(inputs).float()
                 loss = loss_fn(logits, target)
             optimizer.zero_grad(set_to_none=True)
@@ -146,7 +162,8 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         row = {"epoch": epoch, "train_loss": total_loss / len(x), "train_accuracy": correct / len(x)}
         if val_xy is not None:
             row["val_loss"], row["val_accuracy"] = evaluate_loss(
-                model, *val_xy, eval_loss_fn, batch_size=config.batch_size * 2, to_input=to_input, device=device)
+                model, *val_xy, eval_loss_fn, batch_size=config.batch_size * 2, to_input=to_input, device=device,
+                precision=precision)
         row["seconds"] = time.perf_counter() - began
         rows.append(row)
         if val_xy is not None and row["val_loss"] < best[0]:
@@ -166,21 +183,22 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         selected = best[1]
     history = pd.DataFrame(rows)
     return TrainOutput(model=model, history=history, seconds=float(history["seconds"].sum()),
-                       device=str(device), selected_epoch=selected)
+                       device=str(device), selected_epoch=selected, precision=precision)
 
 
 def predict_proba(model: nn.Module, x: np.ndarray, *, batch_size: int = 64, device: str = "auto",
-                  to_input: ToInput = images_to_tensor) -> tuple[np.ndarray, float]:
+                  precision: str = "auto", to_input: ToInput = images_to_tensor) -> tuple[np.ndarray, float]:
     """Softmax probabilities (N, K) and the wall time per image of inference."""
     target = pick_device(device)
-    model = _prepare(model, target, x.ndim == 4).eval()
+    precision = pick_precision(precision, target)
+    model = _prepare(model, target, x.ndim == 4, precision).eval()
     out = []
     began = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
             index = np.arange(start, min(start + batch_size, len(x)))
-            with _autocast(target):
-                logits = model(_batch(x, index, to_input, target)).float()
+            with _autocast(target, precision):
+                logits = model(_batch(x, index, to_input, target, precision)).float()
             out.append(torch.softmax(logits, 1).cpu().numpy())
     if target.type == "cuda":
         torch.cuda.synchronize()
