@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from oncorepro.fusion import (align, evaluate_plan, feature_fusion, late_fusion, out_of_fold_probabilities,
-                              raw_pixel_features, run_embeddings, run_probabilities)
+                              raw_pixel_features, run_embeddings, run_probabilities, split_fusion)
 from oncorepro.records import Record
 
 N = 60
@@ -130,15 +130,31 @@ def test_evaluate_plan_reports_the_leak_of_the_paper_order_only():
     assert clean.loc[0, "roc_auc"] > 0.9  # the image column carries the class
 
 
-def test_run_embeddings_read_stored_embedding_columns_or_report_none():
-    predictions = pd.DataFrame({"evaluation": ["test", "test", "test_unmasked"],
-                                "id": ["case001", "case002", "case001"],
-                                "label": [0, 1, 0], "p_benign": [0.9, 0.2, 0.5], "p_malignant": [0.1, 0.8, 0.5],
-                                "emb_0": [1.0, 3.0, 9.0], "emb_1": [2.0, 4.0, 9.0]})
-    result = type("Result", (), {"predictions": predictions})()
-    done = type("Outcome", (), {"result": result})()
-    embeddings = run_embeddings([done])
-    assert embeddings.loc["case002"].tolist() == [3.0, 4.0] and len(embeddings) == 2
-    assert run_probabilities([done], ("benign", "malignant")).loc["case001", "p_malignant"] == 0.1
-    bare = type("Result", (), {"predictions": predictions.drop(columns=["emb_0", "emb_1"])})()
-    assert run_embeddings([type("Outcome", (), {"result": bare})()]) is None
+def test_run_embeddings_read_the_stored_embeddings_or_report_none():
+    embeddings = pd.DataFrame({"id": ["case001", "case002"], "part": ["train", "test"], "emb_0": [1.0, 3.0],
+                               "emb_1": [2.0, 4.0]})
+    predictions = pd.DataFrame({"evaluation": ["test"], "id": ["case002"], "label": [1], "p_benign": [0.2],
+                                "p_malignant": [0.8]})
+    done = type("Outcome", (), {"result": type("Result", (), {"embeddings": embeddings, "predictions": predictions})()})()
+    table = run_embeddings(done)
+    assert table.loc["case002"].tolist() == ["test", 3.0, 4.0] and table.index.name == "case_id"
+    assert run_probabilities([done], ("benign", "malignant")).loc["case002", "p_malignant"] == 0.8
+    bare = type("Result", (), {"embeddings": pd.DataFrame()})()
+    assert run_embeddings(type("Outcome", (), {"result": bare})()) is None
+    assert run_embeddings(type("Outcome", (), {"result": None})()) is None
+
+
+def test_split_fusion_fits_on_training_cases_and_scores_the_held_out_ones():
+    clinical, image = _blocks()
+    parts = pd.Series(np.where(np.arange(N) % 5 == 0, "test", "train"), index=CASES)
+    fused = split_fusion({"clinical": clinical, "image": image}, Y, parts, seed=0,
+                         models=["Logistic Regression"], grid="small", n_boot=100)
+    row = fused.iloc[0]
+    assert row["protocol"] == "leakage_free" and row["n_test"] == 12 and row["n_cases"] == N
+    assert sorted(row["case"]) == sorted(CASES[::5])  # exactly the held-out cases are scored
+    assert row["roc_auc"] > 0.95  # the image column carries the class
+    noise_only = split_fusion({"clinical": clinical}, Y, parts, seed=0, models=["Logistic Regression"],
+                              grid="small", n_boot=100)
+    assert noise_only.loc[0, "roc_auc"] < 0.8
+    with pytest.raises(ValueError, match="cases without a part"):
+        split_fusion({"clinical": clinical}, Y, parts.iloc[1:], seed=0, models=["Logistic Regression"], grid="small")

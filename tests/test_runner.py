@@ -82,3 +82,23 @@ def test_no_validation_part_refuses_selection_on_the_test_set():
 def test_roi_at_test_false_tests_on_unmasked_images():
     result = run_all([BUSI.but(roi_at_test=False)], profile=TINY, progress=False)[0].result
     assert set(result.metrics) == {"test"}  # the test part itself is unmasked: no separate unmasked evaluation
+
+
+def test_embed_stores_the_trained_cnn_features_of_every_original_case():
+    spec = BUSI.but(embed=True, explain=False)
+    result = run_all([spec], profile=TINY, progress=False)[0].result
+    counts = result.split_counts.set_index("label").loc["Total"]
+    table = result.embeddings
+    assert table.groupby("part").size().to_dict() == {p: int(counts[p]) for p in ("train", "val", "test")}
+    assert table["id"].is_unique and table.shape[1] == 2 + 1280  # EfficientNetV2-B0 pools 1280 channels
+    assert set(table.loc[table["part"] == "test", "id"]) == set(result.predictions["id"])
+    assert result.provenance["precision"] == "fp32"  # the profile's "auto" on a CPU
+    stored = run_all([spec], profile=TINY, execute=False)[0].result.embeddings  # float16 on disk
+    np.testing.assert_allclose(stored.filter(like="emb_").to_numpy(), table.filter(like="emb_").to_numpy(),
+                               rtol=1e-2, atol=1e-3)
+    assert run_all([BUSI], profile=TINY, execute=False)[0].key != run_all([spec], profile=TINY, execute=False)[0].key
+
+
+def test_embed_refuses_copies_of_a_case_in_several_parts():
+    with pytest.raises(ValueError, match="embed=True needs each case in one part"):
+        run_all([BUSI.but(embed=True, augment="before_split")], profile=TINY, progress=False)

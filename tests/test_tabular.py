@@ -152,3 +152,28 @@ def test_leaky_columns_score_higher_on_the_real_sheet(real_parsed):
     assert (wide[("accuracy", "all")] > wide[("accuracy", "before_imaging")] + 0.15).all(), wide
     assert (wide[("roc_auc", "all")] > wide[("roc_auc", "before_imaging")] + 0.15).all(), wide
     assert wide.loc["Logistic Regression", ("roc_auc", "all")] > 0.99
+
+
+def test_fit_search_counts_fits_stopped_at_their_iteration_cap_instead_of_printing_them():
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    short = tabular.grid_search(MLPClassifier(max_iter=3, random_state=0), {"alpha": [1e-4, 1e-2]},
+                                StratifiedKFold(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing escapes to the page
+        assert tabular.fit_search(short, X, y) == 2 * 2 + 1  # 2 candidates x 2 folds + the refit
+    enough = tabular.grid_search(MLPClassifier(max_iter=2000, random_state=0), {"alpha": [1e-4]},
+                                 StratifiedKFold(2))
+    assert tabular.fit_search(enough, X, y) == 0
+
+
+def test_iteration_cap_sentence_names_the_capped_models():
+    table = pd.DataFrame({"model": ["MLPClassifier", "MLPClassifier", "XGBoost"], "not_converged": [3, 2, 0]})
+    assert "MLPClassifier 5" in tabular.iteration_cap_sentence(table)
+    assert "XGBoost" not in tabular.iteration_cap_sentence(table)
+    assert tabular.iteration_cap_sentence(table.assign(not_converged=0)).startswith("Every fit converged")

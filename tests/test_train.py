@@ -94,3 +94,15 @@ def test_bf16_precision_learns_on_cpu_and_is_reported():
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         train(_model(), _data(16), None, _config(precision="fp16", epochs=1))
+
+
+def test_a_last_batch_of_one_joins_the_previous_batch_only_for_batch_norm_models():
+    from oncorepro.train import batch_bounds
+    assert batch_bounds(33, 16) == [(0, 16), (16, 32), (32, 33)]
+    assert batch_bounds(33, 16, merge_single=True) == [(0, 16), (16, 33)]
+    assert batch_bounds(34, 16, merge_single=True) == [(0, 16), (16, 32), (32, 34)]
+    assert batch_bounds(1, 16, merge_single=True) == [(0, 1)]
+    torch.manual_seed(0)  # a net whose batch norm sees a 1x1 map: a batch of one image would raise
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=12), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    out = train(net, _data(17), None, _config(epochs=1))
+    assert np.isfinite(out.history["train_loss"]).all()

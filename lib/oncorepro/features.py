@@ -30,16 +30,23 @@ def extract_features(model: ImageClassifier, images: np.ndarray, info: ModelInfo
     path = cache_dir("features") / f"{features_key(images, info)}.npy"
     if path.exists():
         return np.load(path)
+    features = pooled_features(model, images, batch_size=batch_size, device=device, progress=progress)
+    temporary = path.with_suffix(".tmp.npy")
+    np.save(temporary, features)
+    temporary.replace(path)
+    return features
+
+
+def pooled_features(model: ImageClassifier, images: np.ndarray, *, batch_size: int = 64, device: str = "auto",
+                    precision: str = "auto", progress: bool = False) -> np.ndarray:
+    """(N, F) float32 globally pooled backbone features of uint8 (N, H, W, 3) images, not cached."""
     target = pick_device(device)
+    arithmetic = pick_precision(precision, target)
     backbone = model.to(target).eval()
     out = []
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress, leave=False):
             batch = images_to_tensor(images[start:start + batch_size]).to(target)
-            with _autocast(target, pick_precision("auto", target)):
+            with _autocast(target, arithmetic):
                 out.append(backbone.pooled_features(batch).float().cpu().numpy())
-    features = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-    temporary = path.with_suffix(".tmp.npy")
-    np.save(temporary, features)
-    temporary.replace(path)
-    return features
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

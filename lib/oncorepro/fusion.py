@@ -5,13 +5,16 @@ case-aligned tables (index: case id), each under two protocols:
   training part (:func:`oncorepro.tabular.paper_protocol`); test metrics with bootstrap 95% CIs; the number of
   test rows that are copies of training cases is reported;
 - ``leakage_free``: nested cross-validation grouped by case (:func:`oncorepro.tabular.nested_cv`): no case in
-  two folds, no copies, every case predicted once by a model that never saw it.
+  two folds, no copies, every case predicted once by a model that never saw it. Where one block comes from a
+  trained CNN (intermediate fusion), its embeddings of the CNN's own training cases are in-sample, so the
+  leakage-free reading is instead the CNN run's own split (:func:`split_fusion`): fit on its training cases,
+  test on its held-out cases.
 
 Strategies:
 
 - early (:func:`feature_fusion` with EARLY_MODELS): raw clinical features concatenated with image features;
-- intermediate (:func:`feature_fusion` with INTERMEDIATE_MODELS): clinical features concatenated with CNN
-  embeddings;
+- intermediate (:func:`feature_fusion` / :func:`split_fusion` with INTERMEDIATE_MODELS): clinical features
+  concatenated with CNN embeddings (:func:`run_embeddings`);
 - late (:func:`late_fusion`): the modality models' class probabilities combined by their mean
   ("Aggregation"), by majority vote ("Voting") or by a Gradient Boosting stacker.
 """
@@ -23,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from matplotlib.figure import Figure
 
@@ -32,7 +35,7 @@ from .images import apply_roi, load_arrays
 from .metrics import bootstrap_cis, confusion
 from .records import Record
 from .augment import leakage, noisy_rows
-from .tabular import _grid_search, _select, nested_cv, paper_protocol
+from .tabular import fit_search, grid_search, nested_cv, paper_protocol, select_models
 
 PROTOCOLS = ("paper", "leakage_free")
 EARLY_MODELS = ("Extra Trees", "AdaBoost")  # Section V-A (ExtraTrees) and Table 4 (AdaBoost)
@@ -92,6 +95,7 @@ def feature_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, *, pro
         for entry in table.itertuples(index=False):
             rows.append({"model": entry.model, "n_test": entry.n_test,
                          "test_rows_from_train_cases": entry.test_rows_from_train_cases,
+                         "not_converged": entry.not_converged,
                          **_with_cis(entry.y_true, entry.proba, seed=seed, n_boot=n_boot),
                          "y_true": entry.y_true, "proba": entry.proba, "case": entry.case})
     else:
@@ -99,6 +103,7 @@ def feature_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, *, pro
                           models=list(models), n_boot=n_boot)
         for entry in table.to_dict("records"):
             rows.append({"model": entry["model"], "n_test": len(entry["y_true"]), "test_rows_from_train_cases": 0,
+                         "not_converged": entry["not_converged"],
                          **_with_cis(entry["y_true"], entry["proba"], seed=seed, n_boot=n_boot),
                          **{name: entry[name] for name in ARRAYS}})
     out = pd.DataFrame(rows)
@@ -119,11 +124,12 @@ def evaluate_plan(table: pd.DataFrame, plan: pd.DataFrame, *, seed: int, models:
     X, y, groups = rows_X.to_numpy(float), plan["label"].to_numpy(np.int64), plan["source"].to_numpy()
     counted = leakage(plan)
     out = []
-    for name, (estimator, params) in _select(list(models), seed, grid).items():
-        search = _grid_search(estimator, params, StratifiedGroupKFold(cv, shuffle=True, random_state=seed))
-        search.fit(X[train], y[train], groups=groups[train])
+    for name, (estimator, params) in select_models(list(models), seed, grid).items():
+        search = grid_search(estimator, params, StratifiedGroupKFold(cv, shuffle=True, random_state=seed))
+        not_converged = fit_search(search, X[train], y[train], groups[train])
         proba = search.predict_proba(X[test])
         out.append({"model": name, "n_cases": int(plan["source"].nunique()), "n_test": counted["test_rows"],
+                    "not_converged": not_converged,
                     "test_rows_from_train_cases": counted["test_rows_from_train_cases"],
                     **_with_cis(y[test], proba, seed=seed, n_boot=n_boot),
                     "y_true": y[test], "proba": proba, "case": groups[test]})
@@ -220,18 +226,40 @@ def run_probabilities(outcomes: Sequence, classes: Sequence[str], evaluation: st
     return frame.groupby("id")[columns].mean().rename_axis("case_id")
 
 
-def run_embeddings(outcomes: Sequence, evaluation: str = "test", prefix: str = "emb_") -> pd.DataFrame | None:
-    """CNN embeddings of the evaluated cases from finished image runs, if their prediction tables carry them
-    (columns "<prefix>0", "<prefix>1", ...; mean over runs predicting the same case); None while any run is
-    pending or when the runs stored no embeddings."""
-    if not outcomes or any(outcome.result is None for outcome in outcomes):
+def run_embeddings(outcome) -> pd.DataFrame | None:
+    """A finished image run's stored CNN embeddings (spec ``embed=True``) as a case-indexed frame: column
+    ``part`` (train/val/test of that run's split) and emb_0 ...; None while the run is pending or when it
+    stored none."""
+    if outcome.result is None or outcome.result.embeddings.empty:
         return None
-    frame = pd.concat([o.result.predictions for o in outcomes], ignore_index=True)
-    columns = [c for c in frame.columns if c.startswith(prefix)]
-    if not columns:
-        return None
-    frame = frame[frame["evaluation"] == evaluation]
-    return frame.groupby("id")[columns].mean().rename_axis("case_id")
+    return outcome.result.embeddings.set_index("id").rename_axis("case_id")
+
+
+def split_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, parts: pd.Series, *, seed: int,
+                 models: Sequence[str], grid: str = "paper", cv: int = 5, n_boot: int = 1000) -> pd.DataFrame:
+    """Feature fusion on a given split of the cases (``parts``: case -> train/val/test, e.g. the CNN run's
+    own): GridSearchCV (stratified ``cv`` folds) on the train and val cases, metrics with bootstrap CIs on the
+    test cases. The leakage-free protocol for blocks that come from a model trained on the training cases.
+    One row per model, as :func:`feature_fusion`."""
+    X, y, _ = align(blocks, labels)
+    y = np.asarray(y, dtype=np.int64)
+    part = parts.reindex(X.index)
+    if part.isna().any():
+        raise ValueError(f"cases without a part: {list(X.index[part.isna()])[:5]}")
+    test = (part == "test").to_numpy()
+    if not test.any() or test.all():
+        raise ValueError("split_fusion needs both training and test cases")
+    rows = []
+    for name, (estimator, params) in select_models(list(models), seed, grid).items():
+        search = grid_search(estimator, params, StratifiedKFold(cv, shuffle=True, random_state=seed))
+        not_converged = fit_search(search, X.to_numpy(float)[~test], y[~test])
+        proba = search.predict_proba(X.to_numpy(float)[test])
+        rows.append({"protocol": "leakage_free", "model": name, "n_features": X.shape[1], "n_cases": len(X),
+                     "not_converged": not_converged,
+                     "n_test": int(test.sum()), "test_rows_from_train_cases": 0,
+                     **_with_cis(y[test], proba, seed=seed, n_boot=n_boot),
+                     "y_true": y[test], "proba": proba, "case": X.index.to_numpy()[test]})
+    return pd.DataFrame(rows)
 
 
 def raw_pixel_features(records: Sequence[Record], data_digest: str, *, size: int = 256, pixels: int = 32,

@@ -22,6 +22,7 @@ class Profile:
     synthetic_size: int = 64
     explain_samples: int = 8  # images per run whose heatmaps are stored
     bootstrap: int = 1000
+    grid: str = "small"  # hyperparameter and model grids: "small" (one candidate each) or "paper" (as published)
     precision: str = "auto"  # training/inference arithmetic (oncorepro.train.pick_precision); not in the run key
     committed: bool = False  # results are committed with the book (else kept in the cache)
 
@@ -52,6 +53,7 @@ PROFILES: dict[str, Profile] = {
         description="real data at the paper's resolution, epochs and batch size, repeated seeds",
         spec_overrides={"data": "real"},
         seeds=(0, 1, 2),
+        grid="paper",
         precision="bf16",
         committed=True,
     ),

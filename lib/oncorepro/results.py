@@ -24,6 +24,8 @@ class Result:
     ``metrics`` maps an evaluation name ("test", "test_unmasked", "external:<dataset>") to metric values;
     ``ci`` maps the same names to {metric: [low, high]} bootstrap 95% intervals. ``predictions`` holds one row
     per evaluated image (evaluation, id, label, pred, p_<class>...). ``heatmaps`` holds a few stored Grad-CAM maps.
+    ``embeddings`` (runs with ``embed=True``) holds the trained CNN's pooled features of every original image:
+    id, part (train/val/test), emb_0 ... (stored as float16).
     """
 
     spec: RunSpec
@@ -40,13 +42,14 @@ class Result:
     sanity: pd.DataFrame = field(default_factory=pd.DataFrame)  # Grad-CAM model-randomisation check
     split_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # id -> uint8 (h, w) map
+    embeddings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def metric(self, name: str, evaluation: str = "test") -> float:
         return self.metrics[evaluation][name]
 
 
 class ResultStore:
-    """A folder of results, one sub-folder per run key: result.json, CSV tables, heatmaps.npz."""
+    """A folder of results, one sub-folder per run key: result.json, CSV tables, heatmaps.npz, embeddings.npz."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -74,6 +77,10 @@ class ResultStore:
         if result.heatmaps:
             np.savez_compressed(temporary / "heatmaps.npz", ids=np.array(list(result.heatmaps)),
                                 maps=np.stack(list(result.heatmaps.values())))
+        if not result.embeddings.empty:
+            vectors = result.embeddings.drop(columns=["id", "part"]).to_numpy(np.float16)
+            np.savez_compressed(temporary / "embeddings.npz", ids=result.embeddings["id"].to_numpy(str),
+                                parts=result.embeddings["part"].to_numpy(str), vectors=vectors)
         if folder.exists():  # replace an older copy only once the new one is complete
             retired = Path(tempfile.mkdtemp(prefix=f".{result.key}.old.", dir=self.root))
             folder.rename(retired / "result")
@@ -93,10 +100,17 @@ class ResultStore:
         if (folder / "heatmaps.npz").exists():
             with np.load(folder / "heatmaps.npz") as stored:
                 heatmaps = dict(zip(stored["ids"].tolist(), stored["maps"]))
+        embeddings = pd.DataFrame()
+        if (folder / "embeddings.npz").exists():
+            with np.load(folder / "embeddings.npz") as stored:
+                vectors = stored["vectors"].astype(np.float32)
+                embeddings = pd.DataFrame(vectors, columns=[f"emb_{k}" for k in range(vectors.shape[1])])
+                embeddings.insert(0, "part", stored["parts"].tolist())
+                embeddings.insert(0, "id", stored["ids"].tolist())
         return Result(spec=RunSpec.from_dict(document["spec"]), key=document["key"], metrics=document["metrics"],
                       ci=document["ci"], confusion=document["confusion"], timings=document["timings"],
                       provenance=document["provenance"], exclusions=document["exclusions"], heatmaps=heatmaps,
-                      **tables)
+                      embeddings=embeddings, **tables)
 
 
 def _plain(value: Any) -> Any:

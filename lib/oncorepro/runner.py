@@ -23,7 +23,7 @@ from .data.checksums import dataset_digest
 from .data.duplicates import assign_groups, find_duplicates
 from .data.splits import Split, grouped_split, source_split, stratified_split
 from .data.synthetic import synthetic_data_root
-from .features import extract_features
+from .features import extract_features, pooled_features
 from .images import apply_roi, load_arrays
 from .models import build_model
 from .paths import cache_dir, resolve_data_root
@@ -170,6 +170,21 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
     return scores, stored, sanity
 
 
+def _embed(model, parts: dict[str, tuple[np.ndarray, Sequence[Record]]], spec: RunSpec, device: str,
+           precision: str) -> pd.DataFrame:
+    """The trained model's pooled features of every original (unaugmented, unbalanced) image, by part:
+    columns id, part, emb_0 ... emb_{F-1}."""
+    frames = []
+    for part, (x, records) in parts.items():
+        if len(records):
+            vectors = pooled_features(model, x, batch_size=spec.batch_size * 2, device=device, precision=precision)
+            frame = pd.DataFrame(vectors, columns=[f"emb_{k}" for k in range(vectors.shape[1])])
+            frame.insert(0, "part", part)
+            frame.insert(0, "id", [r.id for r in records])
+            frames.append(frame)
+    return _concat(frames)
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -177,6 +192,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
     """Execute one spec end to end and return its result (not yet stored)."""
     began = time.perf_counter()
+    if spec.embed and spec.augment == "before_split":
+        raise ValueError("embed=True needs each case in one part: augmenting before the split puts copies of a "
+                         "case into several parts; use augment='none' or 'train_only'")
     dataset = _dataset(spec.dataset, root)
     records, exclusions = select_records(dataset.records, spec.classes)
     exclusions += [{"id": str(e.path), "reason": e.reason} for e in dataset.exclusions]
@@ -187,6 +205,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     held_out_roi = spec.roi and spec.roi_at_test  # the paper's protocol masks validation and test images too
     val_x, val_masks, val_y = _arrays(split.val, spec, digest, held_out_roi)
     test_x, test_masks, test_y = _arrays(split.test, spec, digest, held_out_roi)
+    originals = {"train": (train_x, split.train), "val": (val_x, split.val), "test": (test_x, split.test)}
     augmentation = None
     if spec.augment != "none":  # paired augmentation step (oncorepro.augment): balance by transformed copies
         parts = augment_parts(spec.augment, {"train": (train_x, train_masks, train_y, [r.id for r in split.train]),
@@ -243,6 +262,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
             explanations.append(scores)
             sanity.append(checks)
             heatmaps.update(maps)
+    embeddings = _embed(trained.model, originals, spec, device, profile.precision) if spec.embed else pd.DataFrame()
     checkpoint.unlink(missing_ok=True)
     counts = split.counts().reset_index()
     timings = {"train_seconds": trained.seconds, "inference_seconds_per_image": inference,
@@ -261,7 +281,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                   provenance=record, exclusions=exclusions, history=trained.history,
                   predictions=pd.concat(predictions, ignore_index=True),
                   explanations=_concat(explanations), sanity=_concat(sanity),
-                  split_counts=counts, heatmaps=heatmaps)
+                  split_counts=counts, heatmaps=heatmaps, embeddings=embeddings)
 
 
 def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_root: str | Path | None = None,

@@ -45,6 +45,7 @@ class RunSpec:
     # Fields added later: they enter the key only when not at their default, so earlier results keep their keys.
     augment: str = "none"  # none | before_split (paired augmentation, then split) | train_only (oncorepro.augment)
     augment_to: int | None = None  # augment: rows per class after balancing (None: the largest class's count)
+    embed: bool = False  # store the trained CNN's pooled features of every original case (for feature fusion)
 
     def key_fields(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
@@ -76,4 +77,4 @@ class RunSpec:
         return dataclasses.replace(self, **changes)
 
 
-LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None}  # field -> default left out of the key
+LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None, "embed": False}  # field -> default left out of the key

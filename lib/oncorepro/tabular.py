@@ -9,12 +9,14 @@ within each training fold. Single-threaded throughout (``n_jobs=1``): the machin
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.ensemble import (AdaBoostClassifier, ExtraTreesClassifier, GradientBoostingClassifier,
                               RandomForestClassifier)
 from sklearn.impute import SimpleImputer
@@ -139,7 +141,7 @@ def paper_models(seed: int = 0, grid: str = "paper") -> dict[str, tuple[Pipeline
     return models
 
 
-def _select(models: Models | Sequence[str] | None, seed: int, grid: str) -> Models:
+def select_models(models: Models | Sequence[str] | None, seed: int, grid: str) -> Models:
     """A mapping of models as given, or the named (default: all) paper models."""
     if isinstance(models, Mapping):
         return models
@@ -170,9 +172,22 @@ def _metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return classification_metrics(y_true, proba, positive=1 if proba.shape[1] == 2 else None)
 
 
-def _grid_search(estimator: BaseEstimator, grid: Mapping[str, list[Any]], cv: Any) -> GridSearchCV:
+def grid_search(estimator: BaseEstimator, grid: Mapping[str, list[Any]], cv: Any) -> GridSearchCV:
+    """The study's GridSearchCV: accuracy scoring, one job, refit on the whole training part, errors raised."""
     return GridSearchCV(clone(estimator), dict(grid), cv=cv, scoring="accuracy", n_jobs=1, refit=True,
                         error_score="raise")
+
+
+def fit_search(search: GridSearchCV, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> int:
+    """Fit a grid search and return how many of its fits stopped at their iteration cap (ConvergenceWarning,
+    e.g. the MLP at 1000 iterations), so tables can report it instead of the page printing warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        search.fit(X, y, groups=groups)
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return sum(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
 def balance_with_noise(X: np.ndarray, y: np.ndarray, rows: np.ndarray, *, seed: int,
@@ -219,11 +234,12 @@ def paper_protocol(X: pd.DataFrame | np.ndarray, y: Sequence[int], *, seed: int,
                                    random_state=seed)
     seen = set(names[train])
     rows = []
-    for name, (estimator, params) in _select(models, seed, grid).items():
-        search = _grid_search(estimator, params, StratifiedKFold(cv, shuffle=True, random_state=seed))
-        search.fit(features[train], labels[train])
+    for name, (estimator, params) in select_models(models, seed, grid).items():
+        search = grid_search(estimator, params, StratifiedKFold(cv, shuffle=True, random_state=seed))
+        not_converged = fit_search(search, features[train], labels[train])
         proba = search.predict_proba(features[test])
         rows.append({"model": name, "best_params": search.best_params_, "cv_accuracy": search.best_score_,
+                     "not_converged": not_converged,
                      **_metrics(labels[test], proba), "n_train": len(train), "n_test": len(test),
                      "test_rows_from_train_cases": int(sum(case in seen for case in names[test])),
                      "y_true": labels[test], "proba": proba, "case": names[test]})
@@ -261,12 +277,12 @@ def nested_cv(X: pd.DataFrame | np.ndarray, y: Sequence[int], groups: Sequence[A
     for fold, (_, test) in enumerate(splits):
         folds[test] = fold
     rows = []
-    for name, (estimator, params) in _select(models, seed, grid).items():
+    for name, (estimator, params) in select_models(models, seed, grid).items():
         proba = np.zeros((len(labels), k))
-        chosen = []
+        chosen, not_converged = [], 0
         for train, test in splits:
-            search = _grid_search(estimator, params, StratifiedGroupKFold(inner, shuffle=True, random_state=seed))
-            search.fit(features[train], labels[train], groups=groups[train])
+            search = grid_search(estimator, params, StratifiedGroupKFold(inner, shuffle=True, random_state=seed))
+            not_converged += fit_search(search, features[train], labels[train], groups[train])
             proba[test] = search.predict_proba(features[test])
             chosen.append(search.best_params_)
         cis = bootstrap_cis(labels, proba, wanted, n_boot=n_boot, seed=seed, positive=1 if binary else None)
@@ -274,8 +290,8 @@ def nested_cv(X: pd.DataFrame | np.ndarray, y: Sequence[int], groups: Sequence[A
         for entry in cis.itertuples(index=False):
             row.update({entry.metric: entry.value, f"{entry.metric}_low": entry.low,
                         f"{entry.metric}_high": entry.high})
-        rows.append({**row, "best_params": chosen, "fold": folds.copy(), "y_true": labels, "proba": proba,
-                     "case": names})
+        rows.append({**row, "not_converged": not_converged, "best_params": chosen, "fold": folds.copy(),
+                     "y_true": labels, "proba": proba, "case": names})
     return pd.DataFrame(rows)
 
 
@@ -356,3 +372,14 @@ def stage_comparison(parsed: pd.DataFrame, *, seed: int, stages: Sequence[str] =
         table["excluded"] = note
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
+
+
+def iteration_cap_sentence(table: pd.DataFrame) -> str:
+    """One line saying which models had fits stop at their iteration cap (column ``not_converged``)."""
+    capped = table[table["not_converged"] > 0]
+    if capped.empty:
+        return "Every fit converged within its iteration cap."
+    counts = capped.groupby("model")["not_converged"].sum()
+    listed = ", ".join(f"{model} {n}" for model, n in counts.items())
+    return (f"Fits that stopped at their iteration cap (scikit-learn's ConvergenceWarning; MLP 1000, logistic "
+            f"regression 1000 iterations), counted over all grid-search fits: {listed}.")

@@ -95,6 +95,19 @@ def _batch(x: np.ndarray, index: np.ndarray, to_input: ToInput, device: torch.de
     return tensor
 
 
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def batch_bounds(n: int, batch_size: int, *, merge_single: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of each training batch. With ``merge_single`` a last batch of one sample joins the batch
+    before it: batch norm cannot normalise one image whose feature map is 1x1 (e.g. DenseNet121 below 64 px)."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
@@ -132,6 +145,7 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     eval_loss_fn = nn.CrossEntropyLoss()
     rows: list[dict] = []
+    batches = batch_bounds(len(x), config.batch_size, merge_single=_has_batch_norm(model))
     best = (float("inf"), 0, None)  # val loss, epoch, state
     start_epoch = 1
     if config.checkpoint is not None and Path(config.checkpoint).exists():
@@ -146,9 +160,9 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         order = np.random.default_rng([config.seed, epoch]).permutation(len(x))
         model.train()
         total_loss, correct = 0.0, 0
-        batches = range(0, len(x), config.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, leave=False):
-            index = order[start:start + config.batch_size]
+        for start, end in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress,
+                               leave=False):
+            index = order[start:end]
             inputs = _batch(x, index, to_input, device, precision)
             target = torch.from_numpy(y[index]).long().to(device)
             with _autocast(device, precision):
