@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from oncorepro.errors import DataError
-from oncorepro.report import (PAPER_VALUES_DIR, PaperValue, compare, format_table, load_paper, load_paper_values,
-                              metric_kind)
+from oncorepro.report import (PAPER_VALUES_DIR, PaperValue, compare, compare_counts, count_settings, format_table,
+                              judged_verdicts, load_paper, load_paper_values, metric_kind, paper_settings, paper_value,
+                              verdict_sentence)
 
 NAN = float("nan")
 
@@ -64,6 +65,19 @@ def test_badoi_table_2_miss_rate_and_recall_are_complements():
     assert len(rates) == 12
     for model, row in rates.items():
         assert row["miss_rate/malignant"] + row["recall/malignant"] == pytest.approx(1, abs=1.5e-3), model
+
+
+def test_paper_settings_and_values():
+    paper = [PaperValue("p", "t", "Model 1", "epochs", 30), PaperValue("p", "t", "Model 1", "learning_rate", 1e-3),
+             PaperValue("p", "t", "Model 2", "epochs", 50), PaperValue("p", "t", "Model 2", "learning_rate", 1e-4),
+             PaperValue("p", "t", "Model 2", "segmentation_masks", 1), PaperValue("p", "t", "rule", "epochs", 8)]
+    table = paper_settings(paper, ["epochs", "learning_rate", "segmentation_masks"],
+                           required=["epochs", "learning_rate"])
+    assert list(table.index) == ["Model 1", "Model 2"]
+    assert table["epochs"].tolist() == [30, 50] and np.isnan(table.loc["Model 1", "segmentation_masks"])
+    assert paper_value(paper, "Model 2", "learning_rate") == 1e-4
+    with pytest.raises(KeyError, match="Model 3"):
+        paper_value(paper, "Model 3", "epochs")
 
 
 # --- loader errors ---------------------------------------------------------------------------------------------
@@ -171,6 +185,29 @@ def test_compare_keeps_paper_order_and_rejects_ambiguous_input():
         compare(paper, ours(("A", "accuracy", 0.9, 0.8, 1.0, 3), ("A", "accuracy", 0.8, 0.7, 0.9, 3)))
     with pytest.raises(ValueError, match="lacks"):
         compare(paper, pd.DataFrame({"setting": ["A"], "metric": ["accuracy"]}))
+
+
+def test_verdict_sentences_count_verdicts_without_the_single_run_mark():
+    table = pd.DataFrame({"verdict": ["reproduced", "not run", "paper higher (1 run)", "reference only",
+                                      "reproduced (1 run)"]})
+    assert verdict_sentence(table) == ("**Verdict** over the 5 paper values above: 2 reproduced, 1 not run, "
+                                       "1 paper higher, 1 reference only.")
+    assert judged_verdicts(table) == "Of the 3 paper values judged here, 2 reproduced, 1 paper higher; 1 not run."
+    assert judged_verdicts(table.iloc[[3]]).startswith("No paper value of this table could be judged")
+    assert verdict_sentence(table.iloc[:0]) == "*No paper value to compare here.*"
+
+
+def test_counts_compare_as_exact_numbers():
+    counts = pd.DataFrame({"train": [10, 20, 30], "test": [2, 4, 6], "total": [12, 24, 36]},
+                          index=pd.Index(["Benign", "Malignant", "Total"], name="label"))
+    ours = count_settings(counts, "BUSI", {"all": "total", "test": "test"})
+    assert list(ours) == ["BUSI / all / benign", "BUSI / test / benign", "BUSI / all / malignant",
+                          "BUSI / test / malignant", "BUSI / all / total", "BUSI / test / total"]
+    paper = [value("count", 23, setting="BUSI / all / malignant"), value("count", 40, setting="BUSI / all / total"),
+             value("accuracy", 0.9, setting="BUSI / all / total"), value("count", 5, setting="elsewhere")]
+    table = compare_counts(paper, ours)
+    assert table["verdict"].tolist() == ["reproduced", "paper higher", "not run"]  # the accuracy is no count
+    assert list(table.columns) == ["item", "setting", "metric", "paper", "relation", "ours", "verdict", "note"]
 
 
 # --- formatting ------------------------------------------------------------------------------------------------

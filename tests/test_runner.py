@@ -8,6 +8,7 @@ import pytest
 from oncorepro.data import load_dataset
 from oncorepro.data.synthetic import synthetic_data_root
 from oncorepro.profiles import Profile
+from oncorepro.records import read_image
 from oncorepro.runner import make_split, mask_records, run_all
 from oncorepro.spec import RunSpec
 
@@ -66,6 +67,8 @@ def test_mask_images_join_training_or_the_pool():
     masks = mask_records(records)
     assert len(masks) == sum(len(r.mask_paths) for r in records)
     assert all(m.label == records[0].label for m in masks if m.meta["mask_of"] == records[0].id)
+    assert all(m.mask_paths == (m.path,) for m in masks)
+    assert np.array_equal(masks[0].mask(), read_image(masks[0].path, "L") > 0)  # its lesion is its white area
     train_only = make_split(base.but(mask_images="train"), records)
     assert not any("|" in r.id for r in train_only.test)
     assert sum("|" in r.id for r in train_only.train) == sum(len(r.mask_paths) for r in train_only.train if "|" not in r.id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,8 @@ _REFERENCE_SUFFIXES = ("_count", "_epoch")  # layer_count, parameter_count, test
 
 _FIELDS = {"item", "setting", "metric", "value", "note", "relation"}
 _REQUIRED = ("item", "setting", "metric", "value")
-_OURS_COLUMNS = ("setting", "metric", "mean", "low", "high", "n")
+SUMMARY_COLUMNS = ("setting", "metric", "mean", "low", "high", "n")  # our values, as compare() takes them
+SINGLE_RUN = " (1 run)"  # the mark of a verdict on a single run
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,31 @@ def load_paper(name: str) -> list[PaperValue]:
     return load_paper_values(PAPER_VALUES_DIR / f"{name}.yaml")
 
 
+def paper_value(paper: Sequence[PaperValue], setting: str, metric: str) -> float:
+    """One value of the paper, by setting and metric."""
+    found = [v.value for v in paper if v.setting == setting and v.metric == metric]
+    if not found:
+        raise KeyError(f"the paper values hold no {metric!r} for setting {setting!r}")
+    return found[0]
+
+
+def paper_settings(paper: Sequence[PaperValue], metrics: Sequence[str],
+                   required: Sequence[str] | None = None) -> pd.DataFrame:
+    """The paper's configuration values as a table: one row per setting that states every ``required`` metric
+    (default: all of ``metrics``), in the order the paper-values file lists them; absent values are nan."""
+    required = list(metrics if required is None else required)
+    values: dict[str, dict[str, float]] = {}
+    for v in paper:
+        if v.metric in metrics:
+            values.setdefault(v.setting, {})[v.metric] = v.value
+    rows = {name: row for name, row in values.items() if all(m in row for m in required)}
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(metrics)).rename_axis("setting")
+    for column in table.columns:  # whole numbers print as such (epochs 30, not 30.0)
+        if table[column].notna().all() and (table[column] % 1 == 0).all():
+            table[column] = table[column].astype(int)
+    return table
+
+
 def _verdict(value: PaperValue, mean: float, low: float, high: float, n: int) -> str:
     if mean is None or pd.isna(mean):
         return "not run"
@@ -151,7 +178,7 @@ def _verdict(value: PaperValue, mean: float, low: float, high: float, n: int) ->
         verdict = "close"
     else:
         verdict = "paper higher" if p > mean else "paper lower"
-    return f"{verdict} (1 run)" if n == 1 else verdict
+    return verdict + SINGLE_RUN if n == 1 else verdict
 
 
 def compare(paper: Sequence[PaperValue], ours: pd.DataFrame) -> pd.DataFrame:
@@ -173,9 +200,9 @@ def compare(paper: Sequence[PaperValue], ours: pd.DataFrame) -> pd.DataFrame:
     With n == 1 the verdict carries " (1 run)". Output columns: item, setting, metric, paper, relation, ours,
     ci_low, ci_high, n, verdict, note.
     """
-    missing = [c for c in _OURS_COLUMNS if c not in ours.columns]
+    missing = [c for c in SUMMARY_COLUMNS if c not in ours.columns]
     if missing:
-        raise ValueError(f"ours lacks column(s) {missing}; it needs {list(_OURS_COLUMNS)}")
+        raise ValueError(f"ours lacks column(s) {missing}; it needs {list(SUMMARY_COLUMNS)}")
     repeated = ours[ours.duplicated(["setting", "metric"], keep=False)]
     if not repeated.empty:
         pairs = sorted(set(zip(repeated["setting"], repeated["metric"])))
@@ -191,6 +218,51 @@ def compare(paper: Sequence[PaperValue], ours: pd.DataFrame) -> pd.DataFrame:
                      "verdict": _verdict(value, mean, low, high, n), "note": value.note})
     return pd.DataFrame(rows, columns=["item", "setting", "metric", "paper", "relation", "ours", "ci_low",
                                        "ci_high", "n", "verdict", "note"])
+
+
+def verdicts(table: pd.DataFrame) -> pd.Series:
+    """The verdicts of a :func:`compare` table without their single-run mark."""
+    return table["verdict"].str.replace(SINGLE_RUN, "", regex=False)
+
+
+def verdict_sentence(table: pd.DataFrame) -> str:
+    """One line counting every verdict of a comparison table, e.g. "Verdict: 2 of 5 paper values reproduced..."."""
+    if table.empty:
+        return "*No paper value to compare here.*"
+    parts = [f"{n} {verdict}" for verdict, n in verdicts(table).value_counts().items()]
+    return f"**Verdict** over the {len(table)} paper values above: " + ", ".join(parts) + "."
+
+
+def judged_verdicts(table: pd.DataFrame) -> str:
+    """One sentence counting the judged verdicts of a comparison table: reference-only rows apart, runs not
+    made yet counted at the end."""
+    found = verdicts(table)
+    judged = found[~found.isin(["reference only", "not run"])]
+    if judged.empty:
+        return "No paper value of this table could be judged (nothing run yet, or reference values only)."
+    counts = judged.value_counts()
+    order = ["reproduced", "close", "paper higher", "paper lower"]
+    parts = [f"{counts[v]} {v}" for v in order if v in counts]
+    text = f"Of the {len(judged)} paper values judged here, {', '.join(parts)}"
+    return text + (f"; {int((found == 'not run').sum())} not run." if (found == "not run").any() else ".")
+
+
+def count_settings(counts: pd.DataFrame, name: str, parts: Mapping[str, str]) -> dict[str, float]:
+    """A split's class counts under the settings the paper-values files give counts,
+    ``"<name> / <part> / <class in lower case>"``; ``counts`` has one row per class, ``parts`` maps each part
+    to its column (e.g. ``{"all": "total", "test": "test"}``)."""
+    return {f"{name} / {part} / {str(label).lower()}": counts.loc[label, column]
+            for label in counts.index for part, column in parts.items()}
+
+
+def compare_counts(paper: Sequence[PaperValue], ours: Mapping[str, float]) -> pd.DataFrame:
+    """The paper's counts among ``paper`` beside ours, one exact number per setting: the :func:`compare` table
+    without interval and run-count columns, verdicts without the single-run mark."""
+    rows = pd.DataFrame([{"setting": setting, "metric": "count", "mean": count, "low": np.nan, "high": np.nan, "n": 1}
+                         for setting, count in ours.items()], columns=list(SUMMARY_COLUMNS))
+    table = compare([v for v in paper if v.metric == "count"], rows)
+    table["verdict"] = verdicts(table)
+    return table.drop(columns=["ci_low", "ci_high", "n"])
 
 
 # --- printing --------------------------------------------------------------------------------------------------

@@ -1,23 +1,25 @@
 """What a chapter notebook shows: tables and figures built from a study's runs, one call per cell.
 
 Every function takes runs (``RunOutcome`` lists as ``Study.run`` returns them) and a setting label; none knows
-which paper it serves. Paper values come in as ``report.PaperValue`` lists.
+which paper it serves. Paper values come in as ``report.PaperValue`` lists. The tables come from
+:mod:`oncorepro.run_tables`, here with a single run's bootstrap interval and without curve readings.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
-from . import plots, report
+from . import plots, report, run_tables
 from .data import load_dataset
 from .data.splits import stratified_split
 from .images import apply_roi, resize_image, resize_mask
-from .metrics import summarise_runs
+from .report import verdict_sentence
+from .run_tables import finished, in_run_order, paper_bars, versus_paper
 from .runner import HEATMAP_SIZE, RunOutcome, data_root_for, select_records
 from .spec import RunSpec
 from .study import Study
@@ -47,39 +49,19 @@ def profile_banner(study: Study) -> None:
     display(Markdown(text))
 
 
-def _done(runs: Sequence[RunOutcome], setting: str | None = None) -> list:
-    return [o.result for o in runs if o.result is not None and (setting is None or o.spec.label == setting)]
-
-
-def _finished(runs: Sequence[RunOutcome], setting: str) -> list:
-    """The finished runs of a setting; says so in the notebook when there are none yet."""
-    results = _done(runs, setting)
+def _results(runs: Sequence[RunOutcome], setting: str) -> list:
+    """The results of a setting's finished runs; says so in the notebook when there are none yet."""
+    results = [o.result for o in finished(runs, setting)]
     if not results:
         display(Markdown(f"*No finished run of '{setting}' in this profile yet: the figure appears once it has run.*"))
     return results
 
 
-def _per_run(runs: Sequence[RunOutcome], evaluation: str = "test") -> pd.DataFrame:
-    rows = [{"setting": r.spec.label, "seed": r.spec.seed, **r.metrics[evaluation], **r.timings}
-            for r in _done(runs) if evaluation in r.metrics]
-    return pd.DataFrame(rows)
-
-
-def summary(runs: Sequence[RunOutcome], evaluation: str = "test", metrics: Sequence[str] = SCORES + TIMINGS) -> pd.DataFrame:
+def summary(runs: Sequence[RunOutcome], evaluation: str = "test",
+            metrics: Sequence[str] = SCORES + TIMINGS) -> pd.DataFrame:
     """Mean and 95% t-interval over seeds, per setting and metric (long format); a setting with a single
     finished run shows that run's bootstrap interval instead."""
-    table = _per_run(runs, evaluation)
-    if table.empty:
-        return pd.DataFrame(columns=["setting", "metric", "mean", "low", "high", "n"])
-    long = summarise_runs(table, ["setting"], [m for m in metrics if m in table.columns])
-    single = {r.spec.label: r.ci.get(evaluation, {}) for r in _done(runs)
-              if (long[long["setting"] == r.spec.label]["n"] == 1).any()}
-    for i, row in long[long["n"] == 1].iterrows():  # one run: its bootstrap interval over the test images
-        low, high = single.get(row["setting"], {}).get(row["metric"], (np.nan, np.nan))
-        long.loc[i, ["low", "high"]] = low, high
-    scores = long["metric"].map(report.metric_kind) == "fraction"
-    long.loc[scores, ["low", "high"]] = long.loc[scores, ["low", "high"]].clip(0, 1)  # a score lies in [0, 1]
-    return long
+    return run_tables.summary(runs, metrics, evaluation, readings=False, single_run_ci=True)
 
 
 def _pending_note(runs: Sequence[RunOutcome]) -> None:
@@ -92,20 +74,10 @@ def _pending_note(runs: Sequence[RunOutcome]) -> None:
 def compare(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], items: Sequence[str]) -> pd.DataFrame:
     """The paper's values of ``items`` beside our means over seeds, with intervals and verdicts."""
     _pending_note(runs)
-    chosen = [v for v in paper if v.item in items and v.setting in {o.spec.label for o in runs}
-              and v.metric not in TIMINGS]  # timings depend on the device: see timings()
-    table = report.compare(chosen, summary(runs, metrics=sorted({v.metric for v in chosen})))
+    untimed = [v for v in paper if v.metric not in TIMINGS]  # timings depend on the device: see timings()
+    table = versus_paper(runs, untimed, items, measured_only=False, readings=False, single_run_ci=True)
     display(Markdown(verdict_sentence(table)))
     return report.format_table(table.drop(columns=["relation"]), PERCENT)
-
-
-def verdict_sentence(table: pd.DataFrame) -> str:
-    """One line counting the verdicts of a comparison table, e.g. "Verdict: 2 of 5 paper values reproduced..."."""
-    if table.empty:
-        return "*No paper value to compare here.*"
-    counts = table["verdict"].str.replace(" (1 run)", "", regex=False).value_counts()
-    parts = [f"{n} {verdict}" for verdict, n in counts.items()]
-    return f"**Verdict** over the {len(table)} paper values above: " + ", ".join(parts) + "."
 
 
 def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Sequence[report.PaperValue],
@@ -115,20 +87,14 @@ def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Seque
     loaded = load_dataset(dataset, data_root_for(spec, study.profile, study.data_root))
     records, _ = select_records(loaded.records, classes)
     counts = stratified_split(records, fractions=spec.fractions, seed=study.seeds[0]).counts()
-    ours = [{"setting": f"{setting} / {part} / {label.lower()}", "metric": "count", "mean": counts.loc[label, column],
-             "low": np.nan, "high": np.nan, "n": 1}
-            for label in counts.index for part, column in
-            (("all", "total"), ("train", "train"), ("val", "val"), ("test", "test"))]
-    chosen = [v for v in paper if v.metric == "count" and v.item.startswith("Table")
-              and v.setting.startswith(f"{setting} /")]
-    table = report.compare(chosen, pd.DataFrame(ours))
-    table["verdict"] = table["verdict"].str.replace(" (1 run)", "", regex=False)
-    return report.format_table(table.drop(columns=["relation", "ci_low", "ci_high", "n", "note"]), PERCENT)
+    ours = report.count_settings(counts, setting, {"all": "total", "train": "train", "val": "val", "test": "test"})
+    chosen = [v for v in paper if v.item.startswith("Table") and v.setting.startswith(f"{setting} /")]
+    return report.format_table(report.compare_counts(chosen, ours).drop(columns=["relation", "note"]), PERCENT)
 
 
 def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure | None:
     """ROC of the positive class, mean over seeds with a band; AUC with its interval in the legend."""
-    results = _finished(runs, setting)
+    results = _results(runs, setting)
     if not results:
         return None
     curves = []
@@ -143,7 +109,7 @@ def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> F
 
 def confusion(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> Figure | None:
     """Confusion matrix summed over seeds (counts and row-normalised rates)."""
-    results = _finished(runs, setting)
+    results = _results(runs, setting)
     if not results:
         return None
     total = np.sum([np.array(r.confusion[evaluation]) for r in results], axis=0)
@@ -152,7 +118,7 @@ def confusion(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test"
 
 
 def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure | None:
-    results = _finished(runs, setting)
+    results = _results(runs, setting)
     if not results:
         return None
     history = pd.concat([r.history.assign(seed=r.spec.seed) for r in results], ignore_index=True)
@@ -161,7 +127,7 @@ def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure | None:
 
 def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test") -> Figure | None:
     """The stored Grad-CAM maps of the first seed's run over the images the model saw."""
-    results = _finished(runs, setting)
+    results = _results(runs, setting)
     if not results:
         return None
     result = results[0]
@@ -195,16 +161,13 @@ def accuracy_bars(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]
     if ours.empty:
         display(Markdown(f"*No finished run for {item} yet.*"))
         return None
-    values = {v.setting: v.value for v in paper if v.item == item and v.metric == metric}
-    ours["paper"] = ours["setting"].map(values)
-    return plots.bar_figure(ours, "setting", "mean", None, f"{item}: {metric} (mean over seeds, 95% CI)",
-                            err_low="low", err_high="high", paper_col="paper", ylabel=metric, percent=True)
+    return paper_bars(ours, paper, item, metric, f"{item}: {metric} (mean over seeds, 95% CI)")
 
 
 def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> pd.DataFrame:
     """Training time and inference time per image, ours (with the device) beside the paper's."""
     table = report.compare([v for v in paper if v.metric in TIMINGS], summary(runs, metrics=TIMINGS))
-    devices = {r.spec.label: r.provenance.get("device", "") for r in _done(runs)}
+    devices = {o.spec.label: o.result.provenance.get("device", "") for o in finished(runs)}
     table["our device"] = table["setting"].map(devices)
     return report.format_table(table.drop(columns=["relation", "n"]), PERCENT)
 
@@ -218,11 +181,11 @@ def side_by_side(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation:
     formatted = report.format_table(long, ["mean"])
     wide = formatted.pivot(index="setting", columns="metric", values="mean")
     wide["runs"] = long.groupby("setting")["n"].max()
-    order = list(dict.fromkeys(o.spec.label for o in runs))
-    return wide.reindex([s for s in order if s in wide.index])[[*metrics, "runs"]]
+    return in_run_order(wide, runs)[[*metrics, "runs"]]
 
 
-def evaluations(runs: Sequence[RunOutcome], names: Sequence[str], metrics: Sequence[str] = ("accuracy", "roc_auc")) -> pd.DataFrame:
+def evaluations(runs: Sequence[RunOutcome], names: Sequence[str],
+                metrics: Sequence[str] = ("accuracy", "roc_auc")) -> pd.DataFrame:
     """Each setting tested several ways (e.g. masked test, unmasked test, external set): mean (CI) per cell."""
     frames = []
     for name in names:
@@ -232,15 +195,14 @@ def evaluations(runs: Sequence[RunOutcome], names: Sequence[str], metrics: Seque
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames).pivot(index="setting", columns=["metric", "evaluation"], values="mean")
-    order = list(dict.fromkeys(o.spec.label for o in runs))
-    return table.reindex([s for s in order if s in table.index]).reindex(
-        columns=[(m, n) for m in metrics for n in names if (m, n) in table.columns])
+    return in_run_order(table, runs).reindex(columns=[(m, n) for m in metrics for n in names
+                                                      if (m, n) in table.columns])
 
 
 def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
     """Grad-CAM against the lesion masks: mean per setting and evaluation over every image and seed."""
-    frames = [r.explanations.assign(setting=r.spec.label, seed=r.spec.seed) for r in _done(runs)
-              if not r.explanations.empty]
+    frames = [o.result.explanations.assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
+              if not o.result.explanations.empty]
     if not frames:
         return pd.DataFrame()
     scores = pd.concat(frames, ignore_index=True).dropna(subset=["energy_in_mask"])
