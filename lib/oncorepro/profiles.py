@@ -50,7 +50,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         name="full",
-        description="real data at the paper's resolution, epochs and batch size, repeated seeds",
+        description=("real data at the paper's resolution, epochs and batch size, repeated seeds, bf16 mixed "
+                     "precision (the provenance table gives each run's device and arithmetic: the first runs on "
+                     "a CPU used float32)"),
         spec_overrides={"data": "real"},
         seeds=(0, 1, 2),
         grid="paper",
