@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from oncorepro.fusion import (align, evaluate_plan, feature_fusion, late_fusion, out_of_fold_probabilities,
-                              raw_pixel_features, run_embeddings, run_probabilities, split_fusion)
+                              raw_pixel_features, run_embeddings, run_probabilities, split_fusion, summary)
 from oncorepro.records import Record
 
 N = 60
@@ -158,3 +158,16 @@ def test_split_fusion_fits_on_training_cases_and_scores_the_held_out_ones():
     assert noise_only.loc[0, "roc_auc"] < 0.8
     with pytest.raises(ValueError, match="cases without a part"):
         split_fusion({"clinical": clinical}, Y, parts.iloc[1:], seed=0, models=["Logistic Regression"], grid="small")
+
+
+def test_fusion_names_the_cases_a_block_lacks_and_refuses_unknown_parts():
+    clinical, image = _blocks()
+    parts = pd.Series(np.where(np.arange(N) % 5 == 0, "test", "train"), index=CASES)
+    fused = split_fusion({"clinical": clinical, "image": image.iloc[3:]}, Y, parts, seed=0,
+                         models=["Logistic Regression"], grid="small", n_boot=50)
+    assert fused.loc[0, "n_excluded"] == 3 and fused.loc[0, "n_cases"] == N - 3
+    assert fused.loc[0, "excluded"] == "3 case(s) with no row in image: case000, case001, case002"
+    assert summary([fused]).loc[0, "n_excluded"] == 3
+    with pytest.raises(ValueError, match=r"unknown part\(s\) \['tst'\]"):
+        split_fusion({"clinical": clinical}, Y, parts.replace("test", "tst"), seed=0,
+                     models=["Logistic Regression"], grid="small")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from oncorepro.data import load_dataset
 from oncorepro.data.synthetic import synthetic_data_root
 from oncorepro.profiles import Profile
-from oncorepro.records import read_image
-from oncorepro.runner import make_split, mask_records, run_all
+from oncorepro.records import Record, read_image
+from oncorepro.runner import _embed, make_split, mask_records, run_all
 from oncorepro.spec import RunSpec
 
 TINY = Profile(name="test", description="tiny", spec_overrides={"data": "synthetic", "image_size": 32, "epochs": 1,
@@ -103,5 +107,26 @@ def test_embed_stores_the_trained_cnn_features_of_every_original_case():
 
 
 def test_embed_refuses_copies_of_a_case_in_several_parts():
-    with pytest.raises(ValueError, match="embed=True needs each case in one part"):
+    with pytest.raises(ValueError, match="embed=True stores one embedding per case"):
         run_all([BUSI.but(embed=True, augment="before_split")], profile=TINY, progress=False)
+
+
+def test_a_bf16_profile_trains_in_bf16_and_says_so():
+    bf16 = replace(TINY, name="test-bf16", precision="bf16")
+    result = run_all([BUSI.but(explain=False)], profile=bf16, progress=False)[0].result
+    assert result.provenance["precision"] == "bf16" and np.isfinite(result.history["train_loss"]).all()
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        replace(TINY, precision="fp16")
+
+
+def test_embed_rows_belong_to_their_ids():
+    class MeanPixel(torch.nn.Module):  # "features": each image's mean pixel value
+        def pooled_features(self, x):
+            return x.mean(dim=(1, 2, 3))[:, None]
+
+    images = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (10, 20, 30)])
+    recs = [Record(dataset="busi", id=name, path=Path(name), label="benign") for name in ("a", "b", "c")]
+    table = _embed(MeanPixel(), {"train": (images[:2], recs[:2]), "val": (images[:0], []),
+                                 "test": (images[2:], recs[2:])}, BUSI, "cpu", "fp32")
+    assert table[["id", "part"]].values.tolist() == [["a", "train"], ["b", "train"], ["c", "test"]]
+    assert table["emb_0"].tolist() == [10.0, 20.0, 30.0]

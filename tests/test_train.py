@@ -106,3 +106,12 @@ def test_a_last_batch_of_one_joins_the_previous_batch_only_for_batch_norm_models
     net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=12), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
     out = train(net, _data(17), None, _config(epochs=1))
     assert np.isfinite(out.history["train_loss"]).all()
+
+
+def test_a_checkpoint_resumes_only_under_its_own_arithmetic(tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    train(_model(), _data(), None, _config(epochs=1, checkpoint=checkpoint))
+    with pytest.raises(ValueError, match="run.pt: checkpoint written with precision 'fp32', this run has 'bf16'"):
+        train(_model(), _data(), None, _config(epochs=2, checkpoint=checkpoint, precision="bf16"))
+    with pytest.raises(ValueError, match="checkpoint written with batches 4, this run has 2"):
+        train(_model(), _data(), None, _config(epochs=2, checkpoint=checkpoint, batch_size=32))

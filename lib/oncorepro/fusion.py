@@ -60,6 +60,12 @@ def align(blocks: Mapping[str, pd.DataFrame], labels: pd.Series) -> tuple[pd.Dat
     return joined, labels.loc[cases], pd.DataFrame(reasons, columns=["case", "reason"])
 
 
+def excluded_note(left_out: pd.DataFrame) -> str:
+    """The cases :func:`align` left out, counted per reason with their names ("" when none)."""
+    return "; ".join(f"{len(cases)} case(s) with {reason}: {', '.join(map(str, cases))}"
+                     for reason, cases in left_out.groupby("reason", sort=False)["case"])
+
+
 def with_cis(table: pd.DataFrame, *, seed: int, n_boot: int = 1000) -> pd.DataFrame:
     """A result table with arrays y_true and proba per row (e.g. :func:`oncorepro.tabular.paper_protocol`'s),
     its metrics recomputed with 95% bootstrap intervals (``<metric>_low``/``<metric>_high``)."""
@@ -87,7 +93,7 @@ def feature_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, *, pro
     bootstrap CI), and the arrays y_true, proba, case (the source case of each evaluated row)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
-    X, y, _ = align(blocks, labels)
+    X, y, left_out = align(blocks, labels)
     y = np.asarray(y, dtype=np.int64)
     rows = []
     if protocol == "paper":
@@ -110,6 +116,7 @@ def feature_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, *, pro
     out.insert(0, "protocol", protocol)
     out.insert(2, "n_features", X.shape[1])
     out.insert(3, "n_cases", len(X))
+    out["n_excluded"], out["excluded"] = len(left_out), excluded_note(left_out)
     return out
 
 
@@ -174,7 +181,7 @@ def late_fusion(probas: Mapping[str, pd.DataFrame], labels: pd.Series, *, protoc
     unknown = [rule for rule in rules if rule not in LATE_RULES]
     if unknown:
         raise ValueError(f"unknown rule(s) {unknown}; choose from {', '.join(LATE_RULES)}")
-    X, y, _ = align(probas, labels)
+    X, y, left_out = align(probas, labels)
     y = np.asarray(y, dtype=np.int64)
     parts = [X[[c for c in X.columns if c.startswith(f"{name}:")]].to_numpy(float) for name in probas]
     cases = X.index.to_numpy()
@@ -200,6 +207,7 @@ def late_fusion(probas: Mapping[str, pd.DataFrame], labels: pd.Series, *, protoc
                     proba[test_rows] = stacker.fit(stacked[fit_rows], y[fit_rows]).predict_proba(stacked[test_rows])
         truth = y[evaluated]
         rows.append({"protocol": protocol, "model": rule, "n_features": len(X.columns), "n_cases": len(X),
+                     "n_excluded": len(left_out), "excluded": excluded_note(left_out),
                      "n_test": len(evaluated), "test_rows_from_train_cases": 0,
                      **_with_cis(truth, proba, seed=seed, n_boot=n_boot),
                      "y_true": truth, "proba": proba, "case": cases[evaluated]})
@@ -241,11 +249,14 @@ def split_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, parts: p
     own): GridSearchCV (stratified ``cv`` folds) on the train and val cases, metrics with bootstrap CIs on the
     test cases. The leakage-free protocol for blocks that come from a model trained on the training cases.
     One row per model, as :func:`feature_fusion`."""
-    X, y, _ = align(blocks, labels)
+    X, y, left_out = align(blocks, labels)
     y = np.asarray(y, dtype=np.int64)
     part = parts.reindex(X.index)
     if part.isna().any():
         raise ValueError(f"cases without a part: {list(X.index[part.isna()])[:5]}")
+    unknown = set(part) - {"train", "val", "test"}
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are train, val and test")
     test = (part == "test").to_numpy()
     if not test.any() or test.all():
         raise ValueError("split_fusion needs both training and test cases")
@@ -255,6 +266,7 @@ def split_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, parts: p
         not_converged = fit_search(search, X.to_numpy(float)[~test], y[~test])
         proba = search.predict_proba(X.to_numpy(float)[test])
         rows.append({"protocol": "leakage_free", "model": name, "n_features": X.shape[1], "n_cases": len(X),
+                     "n_excluded": len(left_out), "excluded": excluded_note(left_out),
                      "not_converged": not_converged,
                      "n_test": int(test.sum()), "test_rows_from_train_cases": 0,
                      **_with_cis(y[test], proba, seed=seed, n_boot=n_boot),
@@ -281,9 +293,11 @@ def raw_pixel_features(records: Sequence[Record], data_digest: str, *, size: int
 
 
 def summary(tables: Sequence[pd.DataFrame], metrics: Sequence[str] = ("accuracy", "roc_auc", "f1")) -> pd.DataFrame:
-    """Fusion result rows without their arrays, with "value [low, high]" cells: the Table 4 view."""
+    """Fusion result rows without their arrays, with "value [low, high]" cells: the Table 4 view (n_excluded
+    counts the cases a block lacked; the rows' ``excluded`` column names them with the reason)."""
     frame = pd.concat(tables, ignore_index=True)
-    names = ("stage", "order", "fusion", "protocol", "model", "n_cases", "n_test", "test_rows_from_train_cases")
+    names = ("stage", "order", "fusion", "protocol", "model", "n_cases", "n_excluded", "n_test",
+             "test_rows_from_train_cases", "not_converged")
     out = frame[[c for c in names if c in frame.columns]].copy()
     for metric in metrics:
         out[metric] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in

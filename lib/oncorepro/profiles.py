@@ -8,6 +8,9 @@ from typing import Any
 
 from .paths import REPO_ROOT, cache_dir
 from .spec import RunSpec
+from .train import PRECISIONS
+
+GRIDS = ("small", "paper")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class Profile:
     grid: str = "small"  # hyperparameter and model grids: "small" (one candidate each) or "paper" (as published)
     precision: str = "auto"  # training/inference arithmetic (oncorepro.train.pick_precision); not in the run key
     committed: bool = False  # results are committed with the book (else kept in the cache)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"profile {self.name!r}: unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        if self.grid not in GRIDS:
+            raise ValueError(f"profile {self.name!r}: unknown grid {self.grid!r}; known: {', '.join(GRIDS)}")
 
     def apply(self, spec: RunSpec) -> RunSpec:
         """The spec with this profile's overrides; an image size override never enlarges a spec."""

@@ -79,6 +79,8 @@ class ResultStore:
                                 maps=np.stack(list(result.heatmaps.values())))
         if not result.embeddings.empty:
             vectors = result.embeddings.drop(columns=["id", "part"]).to_numpy(np.float16)
+            if not np.isfinite(vectors).all():
+                raise ValueError(f"run {result.key}: embeddings beyond float16's range (|x| > 65504) cannot be stored")
             np.savez_compressed(temporary / "embeddings.npz", ids=result.embeddings["id"].to_numpy(str),
                                 parts=result.embeddings["part"].to_numpy(str), vectors=vectors)
         if folder.exists():  # replace an older copy only once the new one is complete

@@ -193,9 +193,10 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
     """Execute one spec end to end and return its result (not yet stored)."""
     began = time.perf_counter()
-    if spec.embed and spec.augment == "before_split":
-        raise ValueError("embed=True needs each case in one part: augmenting before the split puts copies of a "
-                         "case into several parts; use augment='none' or 'train_only'")
+    if spec.embed and (spec.augment == "before_split" or spec.mask_images != "none" or spec.train_fraction < 1):
+        raise ValueError("embed=True stores one embedding per case of the split, each in one part: it cannot "
+                         "combine with augment='before_split' (copies of a case in several parts), mask_images "
+                         "(mask pictures as extra cases) or train_fraction < 1 (cases left out)")
     dataset = _dataset(spec.dataset, root)
     records, exclusions = select_records(dataset.records, spec.classes)
     exclusions += [{"id": str(e.path), "reason": e.reason} for e in dataset.exclusions]
@@ -236,7 +237,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                          seed=spec.seed, early_stopping=spec.early_stopping, select=spec.select, device=device,
                          precision=profile.precision, checkpoint=checkpoint, progress=progress)
     if spec.freeze_backbone:  # the backbone never changes: train the head on features extracted once
-        encode = functools.partial(extract_features, model, info=info, device=device)
+        encode = functools.partial(extract_features, model, info=info, device=device, precision=profile.precision)
         trained = train(model.head, (encode(train_x), train_y), (encode(monitor_xy[0]), monitor_xy[1]), config,
                         to_input=features_to_tensor)
         trained.model = model

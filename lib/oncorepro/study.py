@@ -51,7 +51,7 @@ class Study:
                 row.update({"data": outcome.spec.data, "image size": outcome.spec.image_size,
                             "epochs": result.timings.get("epochs_run"),
                             "train images": result.timings.get("train_images"), "weights": p.get("weights_origin"),
-                            "device": p.get("device"), "precision": _precision(p), "code": p.get("code"),
+                            "device": p.get("device"), "precision": run_precision(p), "code": p.get("code"),
                             "torch": p.get("versions", {}).get("torch"),
                             "train s": round(result.timings.get("train_seconds", float("nan")), 1),
                             "wall s": round(result.timings.get("wall_seconds", float("nan")), 1),
@@ -60,6 +60,6 @@ class Study:
         return pd.DataFrame(rows)
 
 
-def _precision(provenance: dict) -> str:
+def run_precision(provenance: dict) -> str:
     """The run's arithmetic; runs stored before it was recorded used bf16 on a GPU and float32 on a CPU."""
     return provenance.get("precision") or ("bf16" if "cuda" in str(provenance.get("device", "")).lower() else "fp32")

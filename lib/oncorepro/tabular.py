@@ -179,14 +179,15 @@ def grid_search(estimator: BaseEstimator, grid: Mapping[str, list[Any]], cv: Any
 
 
 def fit_search(search: GridSearchCV, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> int:
-    """Fit a grid search and return how many of its fits stopped at their iteration cap (ConvergenceWarning,
-    e.g. the MLP at 1000 iterations), so tables can report it instead of the page printing warnings."""
+    """Fit a grid search and return how many ConvergenceWarnings its fits raised (a fit stopped at its
+    iteration cap, e.g. the MLP at 1000 iterations), so tables report them instead of the page printing them.
+    Other warnings are passed on, once per distinct message."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always")
         search.fit(X, y, groups=groups)
-    for warning in caught:
-        if not issubclass(warning.category, ConvergenceWarning):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    others = {(w.category, str(w.message)): w for w in caught if not issubclass(w.category, ConvergenceWarning)}
+    for warning in others.values():
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return sum(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 

@@ -1,6 +1,6 @@
 """The one training loop: any torch classifier on in-memory arrays, with Keras-equivalent optimizers,
-per-epoch history, early stopping, resumable checkpoints, and bf16 mixed precision + channels-last (always on a
-GPU; on a CPU when asked, where it roughly doubles training speed on CPUs with native bf16)."""
+per-epoch history, early stopping, resumable checkpoints, and bf16 mixed precision + channels-last (by default on
+a GPU; on a CPU when asked, where it roughly doubles training speed on CPUs with native bf16)."""
 
 from __future__ import annotations
 
@@ -112,6 +112,15 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def _check_resumable(saved: dict, path: Path, precision: str, batches: int) -> None:
+    """A run resumes only under the arithmetic and batching it started with (checkpoints written before these
+    were recorded carry neither and are taken as they are)."""
+    for name, now in (("precision", precision), ("batches", batches)):
+        if name in saved and saved[name] != now:
+            raise ValueError(f"{path}: checkpoint written with {name} {saved[name]!r}, this run has {now!r}; "
+                             "delete the checkpoint to start the run afresh")
+
+
 def evaluate_loss(model: nn.Module, x: np.ndarray, y: np.ndarray, loss_fn: nn.Module, *, batch_size: int,
                   to_input: ToInput, device: torch.device, precision: str = "fp32") -> tuple[float, float]:
     """Mean loss and accuracy of a model on arrays, in eval mode."""
@@ -150,6 +159,7 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
     start_epoch = 1
     if config.checkpoint is not None and Path(config.checkpoint).exists():
         saved = torch.load(config.checkpoint, map_location=device, weights_only=False)
+        _check_resumable(saved, Path(config.checkpoint), precision, len(batches))
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         rows, best = saved["history"], saved["best"]
@@ -187,7 +197,8 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         if config.checkpoint is not None:  # a resumed run that had stopped early does not train on
             temporary = Path(config.checkpoint).with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": rows,
-                        "best": best, "epoch": epoch, "stopped": stop}, temporary)
+                        "best": best, "epoch": epoch, "stopped": stop, "precision": precision,
+                        "batches": len(batches)}, temporary)
             temporary.replace(config.checkpoint)
         if stop:
             break

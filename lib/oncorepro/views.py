@@ -7,6 +7,7 @@ which paper it serves. Paper values come in as ``report.PaperValue`` lists. The 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ from .report import verdict_sentence
 from .run_tables import finished, in_run_order, paper_bars, versus_paper
 from .runner import HEATMAP_SIZE, RunOutcome, data_root_for, select_records
 from .spec import RunSpec
-from .study import Study
+from .study import Study, run_precision
 
 SCORES = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "precision_macro", "recall_macro",
           "f1_macro", "specificity_macro", "balanced_accuracy", "miss_rate", "false_alarm_rate")
@@ -165,10 +166,15 @@ def accuracy_bars(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]
 
 
 def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> pd.DataFrame:
-    """Training time and inference time per image, ours (with the device) beside the paper's."""
+    """Training time and inference time per image, ours beside the paper's, with the devices and arithmetic
+    the seeds ran on (a mean over float32 and bf16 runs mixes two speeds: the provenance table has each run)."""
     table = report.compare([v for v in paper if v.metric in TIMINGS], summary(runs, metrics=TIMINGS))
-    devices = {o.spec.label: o.result.provenance.get("device", "") for o in finished(runs)}
-    table["our device"] = table["setting"].map(devices)
+    setups: dict[str, Counter] = {}
+    for o in finished(runs):
+        setups.setdefault(o.spec.label, Counter())[f"{o.result.provenance.get('device', '')} "
+                                                  f"{run_precision(o.result.provenance)}"] += 1
+    table["our device"] = table["setting"].map(
+        {label: "; ".join(f"{setup} x{n}" for setup, n in counts.items()) for label, counts in setups.items()})
     return report.format_table(table.drop(columns=["relation", "n"]), PERCENT)
 
 
