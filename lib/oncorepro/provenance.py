@@ -48,6 +48,9 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+LOADED_REVISION = code_revision()  # the code this process runs: the tree may change while a long queue trains
+
+
 def provenance(device: str) -> dict[str, object]:
-    return {"versions": package_versions(), "code": code_revision(), "device": device_description(device),
+    return {"versions": package_versions(), "code": LOADED_REVISION, "device": device_description(device),
             "finished": now_utc()}
