@@ -260,11 +260,12 @@ def split_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, parts: p
     test = (part == "test").to_numpy()
     if not test.any() or test.all():
         raise ValueError("split_fusion needs both training and test cases")
+    features = X.to_numpy(float)
     rows = []
     for name, (estimator, params) in select_models(list(models), seed, grid).items():
         search = grid_search(estimator, params, StratifiedKFold(cv, shuffle=True, random_state=seed))
-        not_converged = fit_search(search, X.to_numpy(float)[~test], y[~test])
-        proba = search.predict_proba(X.to_numpy(float)[test])
+        not_converged = fit_search(search, features[~test], y[~test])
+        proba = search.predict_proba(features[test])
         rows.append({"protocol": "leakage_free", "model": name, "n_features": X.shape[1], "n_cases": len(X),
                      "n_excluded": len(left_out), "excluded": excluded_note(left_out),
                      "not_converged": not_converged,

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,14 @@ class Result:
 
     def metric(self, name: str, evaluation: str = "test") -> float:
         return self.metrics[evaluation][name]
+
+
+def embedding_table(ids: Sequence[str], parts: Sequence[str], vectors: np.ndarray) -> pd.DataFrame:
+    """The ``Result.embeddings`` layout: id, part, emb_0 ... emb_{F-1}."""
+    table = pd.DataFrame(vectors, columns=[f"emb_{k}" for k in range(vectors.shape[1])])
+    table.insert(0, "part", list(parts))
+    table.insert(0, "id", list(ids))
+    return table
 
 
 class ResultStore:
@@ -105,10 +113,8 @@ class ResultStore:
         embeddings = pd.DataFrame()
         if (folder / "embeddings.npz").exists():
             with np.load(folder / "embeddings.npz") as stored:
-                vectors = stored["vectors"].astype(np.float32)
-                embeddings = pd.DataFrame(vectors, columns=[f"emb_{k}" for k in range(vectors.shape[1])])
-                embeddings.insert(0, "part", stored["parts"].tolist())
-                embeddings.insert(0, "id", stored["ids"].tolist())
+                embeddings = embedding_table(stored["ids"].tolist(), stored["parts"].tolist(),
+                                             stored["vectors"].astype(np.float32))
         return Result(spec=RunSpec.from_dict(document["spec"]), key=document["key"], metrics=document["metrics"],
                       ci=document["ci"], confusion=document["confusion"], timings=document["timings"],
                       provenance=document["provenance"], exclusions=document["exclusions"], heatmaps=heatmaps,

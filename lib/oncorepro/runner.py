@@ -30,7 +30,7 @@ from .paths import cache_dir, resolve_data_root
 from .profiles import Profile, get_profile
 from .provenance import provenance
 from .records import Record
-from .results import Result, ResultStore
+from .results import Result, ResultStore, embedding_table
 from .sampling import smote_pixels, undersample
 from .spec import RunSpec
 from .train import TrainConfig, features_to_tensor, predict_proba, train
@@ -173,17 +173,16 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
 
 def _embed(model, parts: dict[str, tuple[np.ndarray, Sequence[Record]]], spec: RunSpec, device: str,
            precision: str) -> pd.DataFrame:
-    """The trained model's pooled features of every original (unaugmented, unbalanced) image, by part:
-    columns id, part, emb_0 ... emb_{F-1}."""
-    frames = []
+    """The trained model's pooled features of every original (unaugmented, unbalanced) image, by part
+    (:func:`oncorepro.results.embedding_table`)."""
+    ids, names, vectors = [], [], []
     for part, (x, records) in parts.items():
         if len(records):
-            vectors = pooled_features(model, x, batch_size=spec.batch_size * 2, device=device, precision=precision)
-            frame = pd.DataFrame(vectors, columns=[f"emb_{k}" for k in range(vectors.shape[1])])
-            frame.insert(0, "part", part)
-            frame.insert(0, "id", [r.id for r in records])
-            frames.append(frame)
-    return _concat(frames)
+            vectors.append(pooled_features(model, x, batch_size=spec.batch_size * 2, device=device,
+                                           precision=precision))
+            ids += [r.id for r in records]
+            names += [part] * len(records)
+    return embedding_table(ids, names, np.concatenate(vectors)) if vectors else pd.DataFrame()
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -271,8 +270,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                "epochs_run": int(trained.history["epoch"].max()), "selected_epoch": trained.selected_epoch,
                "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began}
     record = provenance(trained.device)
-    record["precision"] = trained.precision
-    record.update({"weights_origin": info.weights_origin, "input_normalisation": info.input_normalisation,
+    record.update({"precision": trained.precision, "weights_origin": info.weights_origin, "input_normalisation": info.input_normalisation,
                    "parameters": info.parameters, "data_digest": {n: _digest(n, root) for n in
                                                                    (spec.dataset, *spec.external)},
                    "data_root": "synthetic (generated)" if spec.data == "synthetic" else str(root),

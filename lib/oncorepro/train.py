@@ -81,16 +81,20 @@ class TrainOutput:
     precision: str
 
 
+def _channels_last(device: torch.device, precision: str) -> bool:
+    return device.type == "cuda" or precision == "bf16"
+
+
 def _prepare(model: nn.Module, device: torch.device, images: bool, precision: str) -> nn.Module:
     model = model.to(device)
-    if images and (device.type == "cuda" or precision == "bf16"):
+    if images and _channels_last(device, precision):
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
 def _batch(x: np.ndarray, index: np.ndarray, to_input: ToInput, device: torch.device, precision: str) -> torch.Tensor:
     tensor = to_input(x[index]).to(device, non_blocking=True)
-    if tensor.ndim == 4 and (device.type == "cuda" or precision == "bf16"):
+    if tensor.ndim == 4 and _channels_last(device, precision):
         tensor = tensor.contiguous(memory_format=torch.channels_last)
     return tensor
 
