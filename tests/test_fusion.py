@@ -166,7 +166,7 @@ def test_fusion_names_the_cases_a_block_lacks_and_refuses_unknown_parts():
     fused = split_fusion({"clinical": clinical, "image": image.iloc[3:]}, Y, parts, seed=0,
                          models=["Logistic Regression"], grid="small", n_boot=50)
     assert fused.loc[0, "n_excluded"] == 3 and fused.loc[0, "n_cases"] == N - 3
-    assert fused.loc[0, "excluded"] == "3 case(s) with no row in image: case000, case001, case002"
+    assert fused.loc[0, "excluded"] == "3 case(s) (case000, case001, case002) excluded: no row in image"
     assert summary([fused]).loc[0, "n_excluded"] == 3
     with pytest.raises(ValueError, match=r"unknown part\(s\) \['tst'\]"):
         split_fusion({"clinical": clinical}, Y, parts.replace("test", "tst"), seed=0,

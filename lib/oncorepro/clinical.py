@@ -385,3 +385,9 @@ def benign_vs_malignant(parsed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
                              "reason": "normal scan without a lesion (no tumor mask, descriptors 'not "
                                        "applicable', BI-RADS 1): outside a benign-vs-malignant lesion task"})
     return parsed[~normal].copy(), excluded
+
+
+def exclusion_note(excluded: pd.DataFrame, case: str = "case_id") -> str:
+    """Excluded cases (columns ``case`` and ``reason``) named and counted per reason ("" when none)."""
+    return "; ".join(f"{len(cases)} case(s) ({', '.join(map(str, cases))}) excluded: {reason}"
+                     for reason, cases in excluded.groupby("reason", sort=False)[case])

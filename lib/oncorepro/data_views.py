@@ -14,17 +14,13 @@ from .data import LoadedDataset, load_dataset
 from .data.checksums import verify_checksums
 from .data.duplicates import DuplicateReport, find_duplicates
 from .data.registry import DATASETS
-from .data.synthetic import GENERATORS, synthetic_data_root
+from .data.synthetic import GENERATORS
 from .images import resize_image
-from .paths import resolve_data_root
 from .profiles import get_profile
 
 def data_root(profile: str, data_root: str | Path | None = None) -> Path:
     """The real data root (full profile) or the cached synthetic stand-ins of every dataset (smoke)."""
-    chosen = get_profile(profile)
-    if chosen.synthetic_per_class is None:
-        return resolve_data_root(data_root)
-    return synthetic_data_root(tuple(GENERATORS), n_per_class=chosen.synthetic_per_class, size=chosen.synthetic_size)
+    return get_profile(profile).data_root(GENERATORS, data_root)
 
 
 def banner(profile: str, root: Path) -> None:

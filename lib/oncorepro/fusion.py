@@ -35,6 +35,7 @@ from .images import apply_roi, load_arrays
 from .metrics import bootstrap_cis, confusion
 from .records import Record
 from .augment import leakage, noisy_rows
+from .clinical import exclusion_note
 from .tabular import fit_search, grid_search, nested_cv, paper_protocol, select_models
 
 PROTOCOLS = ("paper", "leakage_free")
@@ -58,12 +59,6 @@ def align(blocks: Mapping[str, pd.DataFrame], labels: pd.Series) -> tuple[pd.Dat
         absent = [name for name, frame in blocks.items() if case not in frame.index]
         reasons.append({"case": case, "reason": f"no row in {', '.join(absent)}"})
     return joined, labels.loc[cases], pd.DataFrame(reasons, columns=["case", "reason"])
-
-
-def excluded_note(left_out: pd.DataFrame) -> str:
-    """The cases :func:`align` left out, counted per reason with their names ("" when none)."""
-    return "; ".join(f"{len(cases)} case(s) with {reason}: {', '.join(map(str, cases))}"
-                     for reason, cases in left_out.groupby("reason", sort=False)["case"])
 
 
 def with_cis(table: pd.DataFrame, *, seed: int, n_boot: int = 1000) -> pd.DataFrame:
@@ -116,7 +111,7 @@ def feature_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, *, pro
     out.insert(0, "protocol", protocol)
     out.insert(2, "n_features", X.shape[1])
     out.insert(3, "n_cases", len(X))
-    out["n_excluded"], out["excluded"] = len(left_out), excluded_note(left_out)
+    out["n_excluded"], out["excluded"] = len(left_out), exclusion_note(left_out, "case")
     return out
 
 
@@ -207,7 +202,7 @@ def late_fusion(probas: Mapping[str, pd.DataFrame], labels: pd.Series, *, protoc
                     proba[test_rows] = stacker.fit(stacked[fit_rows], y[fit_rows]).predict_proba(stacked[test_rows])
         truth = y[evaluated]
         rows.append({"protocol": protocol, "model": rule, "n_features": len(X.columns), "n_cases": len(X),
-                     "n_excluded": len(left_out), "excluded": excluded_note(left_out),
+                     "n_excluded": len(left_out), "excluded": exclusion_note(left_out, "case"),
                      "n_test": len(evaluated), "test_rows_from_train_cases": 0,
                      **_with_cis(truth, proba, seed=seed, n_boot=n_boot),
                      "y_true": truth, "proba": proba, "case": cases[evaluated]})
@@ -267,7 +262,7 @@ def split_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, parts: p
         not_converged = fit_search(search, features[~test], y[~test])
         proba = search.predict_proba(features[test])
         rows.append({"protocol": "leakage_free", "model": name, "n_features": X.shape[1], "n_cases": len(X),
-                     "n_excluded": len(left_out), "excluded": excluded_note(left_out),
+                     "n_excluded": len(left_out), "excluded": exclusion_note(left_out, "case"),
                      "not_converged": not_converged,
                      "n_test": int(test.sum()), "test_rows_from_train_cases": 0,
                      **_with_cis(y[test], proba, seed=seed, n_boot=n_boot),

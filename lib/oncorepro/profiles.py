@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from .paths import REPO_ROOT, cache_dir
+from .data.synthetic import synthetic_data_root
+from .paths import REPO_ROOT, cache_dir, resolve_data_root
 from .spec import RunSpec
 from .train import PRECISIONS
 
@@ -41,6 +42,12 @@ class Profile:
         if "image_size" in overrides:
             overrides["image_size"] = min(overrides["image_size"], spec.image_size)
         return spec.but(profile=self.name, **overrides)
+
+    def data_root(self, datasets: Iterable[str], data_root: str | Path | None = None) -> Path:
+        """The resolved real data root, or this profile's synthetic stand-ins of ``datasets`` (cached)."""
+        if self.synthetic_per_class is None:
+            return resolve_data_root(data_root)
+        return synthetic_data_root(datasets, n_per_class=self.synthetic_per_class, size=self.synthetic_size, seed=0)
 
     def store_dir(self) -> Path:
         return REPO_ROOT / "book" / "results" if self.committed else cache_dir("results", self.name)

@@ -22,11 +22,10 @@ from .data import load_dataset
 from .data.checksums import dataset_digest
 from .data.duplicates import assign_groups, find_duplicates
 from .data.splits import Split, grouped_split, source_split, stratified_split
-from .data.synthetic import synthetic_data_root
 from .features import extract_features, pooled_features
 from .images import apply_roi, load_arrays
 from .models import build_model
-from .paths import cache_dir, resolve_data_root
+from .paths import cache_dir
 from .profiles import Profile, get_profile
 from .provenance import provenance
 from .records import Record
@@ -58,14 +57,6 @@ def _dataset(name: str, root: Path):
 @functools.lru_cache(maxsize=8)
 def _digest(name: str, root: Path) -> str:
     return dataset_digest(name, data_root=root)
-
-
-def data_root_for(spec: RunSpec, profile: Profile, data_root: str | Path | None = None) -> Path:
-    """Real data from the resolved data root, or the cached synthetic stand-ins of the smoke profile."""
-    if spec.data == "synthetic":
-        return synthetic_data_root([spec.dataset, *spec.external], n_per_class=profile.synthetic_per_class,
-                                   size=profile.synthetic_size, seed=0)
-    return resolve_data_root(data_root)
 
 
 def spec_key(spec: RunSpec, root: Path) -> str:
@@ -292,7 +283,7 @@ def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_
     outcomes = []
     for raw in specs:
         spec = profile.apply(raw)
-        root = data_root_for(spec, profile, data_root)
+        root = profile.data_root([spec.dataset, *spec.external], data_root)
         key = spec_key(spec, root)
         if store.has(key):  # the stored spec may carry another setting's label: the label is not in the key
             outcomes.append(RunOutcome(spec, key, replace(store.load(key), spec=spec)))

@@ -29,6 +29,10 @@ class Study:
         self.profile = get_profile(self.profile) if isinstance(self.profile, str) else self.profile
         self.seeds = tuple(self.seeds) if self.seeds is not None else self.profile.seeds
 
+    def root(self, *datasets: str) -> Path:
+        """Where this study reads ``datasets`` from (real data root, or the profile's synthetic stand-ins)."""
+        return self.profile.data_root(datasets, self.data_root)
+
     def run(self, *specs: RunSpec) -> list[RunOutcome]:
         """Every spec once per seed; finished runs come from the store, missing ones run if ``run_missing``."""
         expanded = [spec.but(seed=seed) for spec in specs for seed in self.seeds]

@@ -31,7 +31,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 from xgboost import XGBClassifier
 
-from .clinical import benign_vs_malignant, feature_matrix, source_column, target
+from .clinical import benign_vs_malignant, exclusion_note, feature_matrix, source_column, target
 from .metrics import bootstrap_cis, classification_metrics
 
 # Table 1 of the paper, transcribed: the GridSearchCV grid of each of its nine classifiers.
@@ -360,7 +360,7 @@ def stage_comparison(parsed: pd.DataFrame, *, seed: int, stages: Sequence[str] =
     6-8 minutes on a shared 2-core CPU; the grid itself is not reduced.
     """
     kept, excluded = benign_vs_malignant(parsed)
-    note = "; ".join(f"{', '.join(cases)}: {reason}" for reason, cases in excluded.groupby("reason")["case_id"])
+    note = exclusion_note(excluded)
     labels = target(kept)
     tables = []
     for stage in stages:

@@ -21,7 +21,7 @@ from .data.splits import stratified_split
 from .images import apply_roi, resize_image, resize_mask
 from .report import verdict_sentence
 from .run_tables import finished, in_run_order, paper_bars, versus_paper
-from .runner import HEATMAP_SIZE, RunOutcome, data_root_for, select_records
+from .runner import HEATMAP_SIZE, RunOutcome, select_records
 from .spec import RunSpec
 from .study import Study, run_precision
 
@@ -85,7 +85,7 @@ def split_table(study: Study, dataset: str, classes: Sequence[str], paper: Seque
                 setting: str) -> pd.DataFrame:
     """Class counts of the stratified 70/15/15 split (every seed gives the same counts) beside the paper's."""
     spec = study.profile.apply(RunSpec(dataset=dataset, classes=tuple(classes)))
-    loaded = load_dataset(dataset, data_root_for(spec, study.profile, study.data_root))
+    loaded = load_dataset(dataset, study.root(dataset))
     records, _ = select_records(loaded.records, classes)
     counts = stratified_split(records, fractions=spec.fractions, seed=study.seeds[0]).counts()
     ours = report.count_settings(counts, setting, {"all": "total", "train": "train", "val": "val", "test": "test"})
@@ -133,7 +133,7 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
         return None
     result = results[0]
     spec = result.spec
-    loaded = load_dataset(spec.dataset, data_root_for(spec, study.profile, study.data_root))
+    loaded = load_dataset(spec.dataset, study.root(spec.dataset, *spec.external))
     by_id = {r.id: r for r in loaded.records}
     images, maps, masks, titles = [], [], [], []
     predictions = result.predictions.set_index(["evaluation", "id"])
