@@ -16,7 +16,11 @@ GRIDS = ("small", "paper")
 
 @dataclass(frozen=True)
 class Profile:
-    """How a chapter runs: which data, at what scale, and where its results are kept."""
+    """How a chapter runs: which data, at what scale, and where its results are kept.
+
+    A run's key holds the profile's name and its spec overrides, not ``explain_samples`` or ``bootstrap``: a
+    profile that should evaluate finished runs differently needs a new name, or its stored runs are reused as they are.
+    """
 
     name: str
     description: str
