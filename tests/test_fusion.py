@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from oncorepro.fusion import (align, evaluate_plan, feature_fusion, late_fusion, out_of_fold_probabilities,
-                              raw_pixel_features, run_embeddings, run_probabilities, split_fusion, summary)
+                              raw_pixel_features, run_embeddings, run_probabilities, seen_by_cnn, split_fusion,
+                              summary)
 from oncorepro.records import Record
 
 N = 60
@@ -133,12 +134,18 @@ def test_evaluate_plan_reports_the_leak_of_the_paper_order_only():
 def test_run_embeddings_read_the_stored_embeddings_or_report_none():
     embeddings = pd.DataFrame({"id": ["case001", "case002"], "part": ["train", "test"], "emb_0": [1.0, 3.0],
                                "emb_1": [2.0, 4.0]})
-    predictions = pd.DataFrame({"evaluation": ["test"], "id": ["case002"], "label": [1], "p_benign": [0.2],
-                                "p_malignant": [0.8]})
-    done = type("Outcome", (), {"result": type("Result", (), {"embeddings": embeddings, "predictions": predictions})()})()
+    predictions = pd.DataFrame({"evaluation": ["test", "train"], "id": ["case002", "case001"], "label": [1, 0],
+                                "p_benign": [0.2, 0.9], "p_malignant": [0.8, 0.1]})
+    done = type("Outcome", (), {"key": "k", "result": type("Result", (), {"embeddings": embeddings,
+                                                                          "predictions": predictions})()})()
     table = run_embeddings(done)
     assert table.loc["case002"].tolist() == ["test", 3.0, 4.0] and table.index.name == "case_id"
-    assert run_probabilities([done], ("benign", "malignant")).loc["case002", "p_malignant"] == 0.8
+    held_out = run_probabilities([done], ("benign", "malignant"))
+    assert held_out.index.tolist() == ["case002"] and held_out.loc["case002", "p_malignant"] == 0.8
+    every = run_probabilities([done], ("benign", "malignant"), ("train", "test"))
+    assert every.loc["case001"].tolist() == [0.9, 0.1] and len(every) == 2
+    with pytest.raises(ValueError, match=r"no stored predictions for \['val'\].*embed=True"):
+        run_probabilities([done], ("benign", "malignant"), ("val", "test"))
     bare = type("Result", (), {"embeddings": pd.DataFrame()})()
     assert run_embeddings(type("Outcome", (), {"result": bare})()) is None
     assert run_embeddings(type("Outcome", (), {"result": None})()) is None
@@ -171,3 +178,13 @@ def test_fusion_names_the_cases_a_block_lacks_and_refuses_unknown_parts():
     with pytest.raises(ValueError, match=r"unknown part\(s\) \['tst'\]"):
         split_fusion({"clinical": clinical}, Y, parts.replace("test", "tst"), seed=0,
                      models=["Logistic Regression"], grid="small")
+
+
+def test_seen_by_cnn_counts_the_evaluated_rows_of_cases_the_cnn_trained_on():
+    probas = {"clinical": pd.DataFrame({"p0": [0.9, 0.2, 0.6, 0.3], "p1": [0.1, 0.8, 0.4, 0.7]}, index=CASES[:4]),
+              "image": pd.DataFrame({"p0": [0.8, 0.4, 0.7, 0.1], "p1": [0.2, 0.6, 0.3, 0.9]}, index=CASES[:4])}
+    labels = pd.Series([0, 1, 0, 1], index=CASES[:4])
+    table = seen_by_cnn(late_fusion(probas, labels, protocol="leakage_free", seed=0, rules=["Aggregation"], n_boot=20),
+                        trained_on=[CASES[0], CASES[3], "not-a-case"])
+    assert table.loc[0, "test_rows_seen_by_cnn"] == 2 and table.loc[0, "n_test"] == 4
+    assert summary([table]).loc[0, "test_rows_seen_by_cnn"] == 2

@@ -92,13 +92,18 @@ def test_roi_at_test_false_tests_on_unmasked_images():
 
 
 def test_embed_stores_the_trained_cnn_features_of_every_original_case():
-    spec = BUSI.but(embed=True, explain=False)
+    spec = BUSI.but(embed=True)
     result = run_all([spec], profile=TINY, progress=False)[0].result
     counts = result.split_counts.set_index("label").loc["Total"]
     table = result.embeddings
     assert table.groupby("part").size().to_dict() == {p: int(counts[p]) for p in ("train", "val", "test")}
     assert table["id"].is_unique and table.shape[1] == 2 + 1280  # EfficientNetV2-B0 pools 1280 channels
-    assert set(table.loc[table["part"] == "test", "id"]) == set(result.predictions["id"])
+    predicted = result.predictions.groupby("evaluation")["id"].apply(set)
+    assert predicted["test"] == set(table.loc[table["part"] == "test", "id"])
+    assert predicted["train"] == set(table.loc[table["part"] == "train", "id"])  # in-sample, for paper-protocol fusion
+    train_rows = result.predictions[result.predictions["evaluation"] == "train"]
+    assert result.metrics["train"]["accuracy"] == pytest.approx((train_rows["pred"] == train_rows["label"]).mean())
+    assert set(result.explanations["evaluation"]) == {"test", "test_unmasked"}  # no Grad-CAM over the training cases
     assert result.provenance["precision"] == "fp32"  # the profile's "auto" on a CPU
     stored = run_all([spec], profile=TINY, execute=False)[0].result.embeddings  # float16 on disk
     np.testing.assert_allclose(stored.filter(like="emb_").to_numpy(), table.filter(like="emb_").to_numpy(),

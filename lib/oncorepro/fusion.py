@@ -16,12 +16,14 @@ Strategies:
 - intermediate (:func:`feature_fusion` / :func:`split_fusion` with INTERMEDIATE_MODELS): clinical features
   concatenated with CNN embeddings (:func:`run_embeddings`);
 - late (:func:`late_fusion`): the modality models' class probabilities combined by their mean
-  ("Aggregation"), by majority vote ("Voting") or by a Gradient Boosting stacker.
+  ("Aggregation"), by majority vote ("Voting") or by a Gradient Boosting stacker. The CNN's probabilities
+  exist out-of-sample for its held-out cases only (:func:`run_probabilities`): the leakage-free reading uses
+  those; the paper's takes every case, in-sample for the CNN's training cases.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -164,7 +166,7 @@ def late_fusion(probas: Mapping[str, pd.DataFrame], labels: pd.Series, *, protoc
                 rules: Sequence[str] = LATE_RULES, test_size: float = 0.2, folds: int = 5,
                 n_boot: int = 1000) -> pd.DataFrame:
     """Late fusion of per-case class probabilities (one frame per modality, columns in class order, index
-    case; each must be out-of-sample for its cases) aligned by case.
+    case; out-of-sample for its cases under ``leakage_free``) aligned by case.
 
     Aggregation (mean) and Voting need no training. The Gradient Boosting stacker is trained on the
     concatenated probabilities: under ``paper``, a stratified ``test_size`` split of the cases (the rules are
@@ -217,14 +219,19 @@ def out_of_fold_probabilities(row: Mapping[str, object]) -> pd.DataFrame:
                         columns=[f"p{k}" for k in range(proba.shape[1])])
 
 
-def run_probabilities(outcomes: Sequence, classes: Sequence[str], evaluation: str = "test") -> pd.DataFrame | None:
-    """The stored test predictions of finished image runs (``RunOutcome`` list) as a case-indexed frame of
-    class probabilities (mean over runs predicting the same case), or None while any run is pending."""
+def run_probabilities(outcomes: Sequence, classes: Sequence[str],
+                      evaluations: Sequence[str] = ("test",)) -> pd.DataFrame | None:
+    """The stored predictions of finished image runs (``RunOutcome`` list) on ``evaluations`` (held-out
+    "test"; "train", in-sample, is stored by ``embed=True`` runs) as a case-indexed frame of class
+    probabilities (mean over runs predicting the same case), or None while any run is pending."""
     if not outcomes or any(outcome.result is None for outcome in outcomes):
         return None
-    tables = [o.result.predictions for o in outcomes]
-    frame = pd.concat(tables, ignore_index=True)
-    frame = frame[frame["evaluation"] == evaluation]
+    frame = pd.concat([o.result.predictions for o in outcomes], ignore_index=True)
+    missing = set(evaluations) - set(frame["evaluation"])
+    if missing:
+        raise ValueError(f"no stored predictions for {sorted(missing)} in {[o.key for o in outcomes]}; "
+                         f"a run stores 'train' predictions only with embed=True")
+    frame = frame[frame["evaluation"].isin(evaluations)]
     columns = [f"p_{name}" for name in classes]
     return frame.groupby("id")[columns].mean().rename_axis("case_id")
 
@@ -236,6 +243,13 @@ def run_embeddings(outcome) -> pd.DataFrame | None:
     if outcome.result is None or outcome.result.embeddings.empty:
         return None
     return outcome.result.embeddings.set_index("id").rename_axis("case_id")
+
+
+def seen_by_cnn(table: pd.DataFrame, trained_on: Iterable[str]) -> pd.DataFrame:
+    """A fusion table with ``test_rows_seen_by_cnn``: per row, how many evaluated rows come from the cases the
+    CNN trained on (``trained_on``), whose embeddings or probabilities are in-sample."""
+    seen = set(trained_on)
+    return table.assign(test_rows_seen_by_cnn=[sum(case in seen for case in cases) for cases in table["case"]])
 
 
 def split_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, parts: pd.Series, *, seed: int,
@@ -293,7 +307,7 @@ def summary(tables: Sequence[pd.DataFrame], metrics: Sequence[str] = ("accuracy"
     counts the cases a block lacked; the rows' ``excluded`` column names them with the reason)."""
     frame = pd.concat(tables, ignore_index=True)
     names = ("stage", "order", "fusion", "protocol", "model", "n_cases", "n_excluded", "n_test",
-             "test_rows_from_train_cases", "not_converged")
+             "test_rows_from_train_cases", "test_rows_seen_by_cnn", "not_converged")
     out = frame[[c for c in names if c in frame.columns]].copy()
     for metric in metrics:
         out[metric] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in

@@ -198,6 +198,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     val_x, val_masks, val_y = _arrays(split.val, spec, digest, held_out_roi)
     test_x, test_masks, test_y = _arrays(split.test, spec, digest, held_out_roi)
     originals = {"train": (train_x, split.train), "val": (val_x, split.val), "test": (test_x, split.test)}
+    train_original = (train_x, train_y, train_masks, split.train)
     augmentation = None
     if spec.augment != "none":  # paired augmentation step (oncorepro.augment): balance by transformed copies
         parts = augment_parts(spec.augment, {"train": (train_x, train_masks, train_y, [r.id for r in split.train]),
@@ -242,6 +243,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         ext_records, _ = select_records(_dataset(name, root).records, spec.classes)
         ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), spec.roi)
         evaluations[f"external:{name}"] = (ext_x, ext_y, ext_masks, ext_records)
+    if spec.embed:  # in-sample: fusion under the paper's protocol takes the CNN's probabilities of every case
+        evaluations["train"] = train_original
     all_metrics, all_ci, confusions, predictions, explanations, sanity, heatmaps = {}, {}, {}, [], [], [], {}
     inference = 0.0
     for name, (x, y, masks, recs) in evaluations.items():
@@ -249,7 +252,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         all_metrics[name], all_ci[name], confusions[name] = values, ci, cm
         predictions.append(table)
         inference = seconds if name == "test" else inference
-        if spec.explain:
+        if spec.explain and name != "train":
             scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
             explanations.append(scores)
             sanity.append(checks)

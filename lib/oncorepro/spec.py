@@ -45,7 +45,7 @@ class RunSpec:
     # Fields added later: they enter the key only when not at their default, so earlier results keep their keys.
     augment: str = "none"  # none | before_split (paired augmentation, then split) | train_only (oncorepro.augment)
     augment_to: int | None = None  # augment: rows per class after balancing (None: the largest class's count)
-    embed: bool = False  # store the trained CNN's pooled features of every original case (for feature fusion)
+    embed: bool = False  # store the CNN's pooled features of every original case, and its in-sample "train" scores
 
     def key_fields(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
