@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from oncorepro.data import load_dataset
-from oncorepro.paths import DATA_ENV, REPO_ROOT, resolve_data_root
+from oncorepro import paths
+from oncorepro.paths import DATA_ENV, resolve_data_root
 from oncorepro.profiles import get_profile
 from oncorepro.study import Study
 
@@ -16,8 +17,10 @@ def test_data_root_order_is_argument_then_environment_then_shared(tmp_path, monk
     assert resolve_data_root(given) == given.resolve()
     assert resolve_data_root() == from_env.resolve()
     monkeypatch.delenv(DATA_ENV)
-    shared = REPO_ROOT.parent / "shared" / "data"
-    assert resolve_data_root() == (shared if shared.is_dir() else REPO_ROOT / "data")
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")
+    assert resolve_data_root() == tmp_path / "repo" / "data"  # no ../shared/data: the repo's own data/
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    assert resolve_data_root() == tmp_path / "shared" / "data"
 
 
 def test_full_profile_reads_the_resolved_root_and_smoke_the_synthetic_stand_ins(tmp_path, monkeypatch):

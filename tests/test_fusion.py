@@ -144,8 +144,15 @@ def test_run_embeddings_read_the_stored_embeddings_or_report_none():
     assert held_out.index.tolist() == ["case002"] and held_out.loc["case002", "p_malignant"] == 0.8
     every = run_probabilities([done], ("benign", "malignant"), ("train", "test"))
     assert every.loc["case001"].tolist() == [0.9, 0.1] and len(every) == 2
-    with pytest.raises(ValueError, match=r"no stored predictions for \['val'\].*embed=True"):
-        run_probabilities([done], ("benign", "malignant"), ("val", "test"))
+    older = type("Outcome", (), {"key": "old", "result": type("Result", (), {
+        "predictions": predictions[predictions["evaluation"] == "test"].assign(p_malignant=0.6)})()})()
+    assert run_probabilities([done, older], ("benign", "malignant")).loc["case002", "p_malignant"] == 0.7  # mean
+    with pytest.raises(ValueError, match=r"run old stored no predictions for \['train'\].*embed=True"):
+        run_probabilities([done, older], ("benign", "malignant"), ("train", "test"))
+    unmasked = pd.concat([predictions, predictions.iloc[:1].assign(evaluation="test_unmasked")], ignore_index=True)
+    both = type("Outcome", (), {"key": "k2", "result": type("Result", (), {"predictions": unmasked})()})()
+    with pytest.raises(ValueError, match=r"case\(s\) \['case002'\] predicted in more than one"):
+        run_probabilities([both], ("benign", "malignant"), ("test", "test_unmasked"))
     bare = type("Result", (), {"embeddings": pd.DataFrame()})()
     assert run_embeddings(type("Outcome", (), {"result": bare})()) is None
     assert run_embeddings(type("Outcome", (), {"result": None})()) is None
@@ -188,3 +195,10 @@ def test_seen_by_cnn_counts_the_evaluated_rows_of_cases_the_cnn_trained_on():
                         trained_on=[CASES[0], CASES[3], "not-a-case"])
     assert table.loc[0, "test_rows_seen_by_cnn"] == 2 and table.loc[0, "n_test"] == 4
     assert summary([table]).loc[0, "test_rows_seen_by_cnn"] == 2
+    scores = pd.DataFrame({"p0": np.linspace(0.1, 0.9, N), "p1": np.linspace(0.9, 0.1, N)}, index=CASES)
+    paper = seen_by_cnn(late_fusion({"clinical": scores, "image": scores}, Y, protocol="paper", seed=0,
+                                    rules=["Aggregation"], n_boot=20),
+                        trained_on=CASES[:30])  # only the evaluated (test) cases count, not every aligned case
+    tested = set(paper.loc[0, "case"])
+    assert paper.loc[0, "n_test"] == 12 and paper.loc[0, "test_rows_seen_by_cnn"] == len(tested & set(CASES[:30]))
+    assert 0 < paper.loc[0, "test_rows_seen_by_cnn"] < 12

@@ -114,6 +114,8 @@ def test_embed_stores_the_trained_cnn_features_of_every_original_case():
 def test_embed_refuses_copies_of_a_case_in_several_parts():
     with pytest.raises(ValueError, match="embed=True stores one embedding per case"):
         run_all([BUSI.but(embed=True, augment="before_split")], profile=TINY, progress=False)
+    with pytest.raises(ValueError, match="sampling='undersample'"):
+        run_all([BUSI.but(embed=True, sampling="undersample")], profile=TINY, progress=False)
 
 
 def test_a_bf16_profile_trains_in_bf16_and_says_so():

@@ -222,16 +222,25 @@ def out_of_fold_probabilities(row: Mapping[str, object]) -> pd.DataFrame:
 def run_probabilities(outcomes: Sequence, classes: Sequence[str],
                       evaluations: Sequence[str] = ("test",)) -> pd.DataFrame | None:
     """The stored predictions of finished image runs (``RunOutcome`` list) on ``evaluations`` (held-out
-    "test"; "train", in-sample, is stored by ``embed=True`` runs) as a case-indexed frame of class
-    probabilities (mean over runs predicting the same case), or None while any run is pending."""
+    "test"; "train", in-sample, is stored by ``embed=True`` runs; each case in at most one of them per run) as
+    a case-indexed frame of class probabilities (mean over runs predicting the same case), or None while any
+    run is pending."""
     if not outcomes or any(outcome.result is None for outcome in outcomes):
         return None
-    frame = pd.concat([o.result.predictions for o in outcomes], ignore_index=True)
-    missing = set(evaluations) - set(frame["evaluation"])
-    if missing:
-        raise ValueError(f"no stored predictions for {sorted(missing)} in {[o.key for o in outcomes]}; "
-                         f"a run stores 'train' predictions only with embed=True")
-    frame = frame[frame["evaluation"].isin(evaluations)]
+    frames = []
+    for outcome in outcomes:
+        table = outcome.result.predictions
+        missing = set(evaluations) - set(table["evaluation"])
+        if missing:
+            raise ValueError(f"run {outcome.key} stored no predictions for {sorted(missing)}: 'train' is stored by "
+                             f"embed=True runs (an embed run stored before they were: delete it and run it again)")
+        table = table[table["evaluation"].isin(evaluations)]
+        twice = table["id"][table["id"].duplicated()]
+        if len(twice):
+            raise ValueError(f"run {outcome.key}: case(s) {sorted(set(twice))[:5]} predicted in more than one of "
+                             f"{list(evaluations)}; choose evaluations that do not share cases")
+        frames.append(table)
+    frame = pd.concat(frames, ignore_index=True)
     columns = [f"p_{name}" for name in classes]
     return frame.groupby("id")[columns].mean().rename_axis("case_id")
 

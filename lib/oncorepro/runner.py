@@ -183,10 +183,12 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
     """Execute one spec end to end and return its result (not yet stored)."""
     began = time.perf_counter()
-    if spec.embed and (spec.augment == "before_split" or spec.mask_images != "none" or spec.train_fraction < 1):
-        raise ValueError("embed=True stores one embedding per case of the split, each in one part: it cannot "
-                         "combine with augment='before_split' (copies of a case in several parts), mask_images "
-                         "(mask pictures as extra cases) or train_fraction < 1 (cases left out)")
+    if spec.embed and (spec.augment == "before_split" or spec.mask_images != "none" or spec.train_fraction < 1
+                       or spec.sampling == "undersample"):
+        raise ValueError("embed=True stores one embedding per case of the split, each in one part, and calls its "
+                         "training cases seen by the CNN: it cannot combine with augment='before_split' (copies of "
+                         "a case in several parts), mask_images (mask pictures as extra cases), train_fraction < 1 "
+                         "or sampling='undersample' (training cases left out)")
     dataset = _dataset(spec.dataset, root)
     records, exclusions = select_records(dataset.records, spec.classes)
     exclusions += [{"id": str(e.path), "reason": e.reason} for e in dataset.exclusions]

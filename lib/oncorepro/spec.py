@@ -36,7 +36,7 @@ class RunSpec:
     batch_size: int = 32
     early_stopping: int | None = None  # patience in epochs on validation loss; None trains all epochs
     select: str = "last"  # evaluate the last epoch's weights (Keras fit) or "best_val"
-    explain: bool = True  # Grad-CAM scores, stored heatmaps and the randomisation check for every evaluation
+    explain: bool = True  # Grad-CAM scores and stored heatmaps of every held-out evaluation; randomisation check on test
     external: tuple[str, ...] = ()  # other datasets the trained model is also tested on (same class names)
     seed: int = 0  # seeds the split, sampling, initialisation and batch order
     data: str = "real"  # real | synthetic
