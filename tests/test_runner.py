@@ -133,7 +133,9 @@ def test_embed_rows_belong_to_their_ids():
 
     images = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (10, 20, 30)])
     recs = [Record(dataset="busi", id=name, path=Path(name), label="benign") for name in ("a", "b", "c")]
-    table = _embed(MeanPixel(), {"train": (images[:2], recs[:2]), "val": (images[:0], []),
-                                 "test": (images[2:], recs[2:])}, BUSI, "cpu", "fp32")
+    labels, masks = np.array([0, 1, 0]), np.zeros((3, 4, 4), bool)  # evaluation-shaped parts; _embed reads x and ids
+    table = _embed(MeanPixel(), {"train": (images[:2], labels[:2], masks[:2], recs[:2]),
+                                 "val": (images[:0], labels[:0], masks[:0], []),
+                                 "test": (images[2:], labels[2:], masks[2:], recs[2:])}, BUSI, "cpu", "fp32")
     assert table[["id", "part"]].values.tolist() == [["a", "train"], ["b", "train"], ["c", "test"]]
     assert table["emb_0"].tolist() == [10.0, 20.0, 30.0]

@@ -162,12 +162,12 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
     return scores, stored, sanity
 
 
-def _embed(model, parts: dict[str, tuple[np.ndarray, Sequence[Record]]], spec: RunSpec, device: str,
-           precision: str) -> pd.DataFrame:
-    """The trained model's pooled features of every original (unaugmented, unbalanced) image, by part
-    (:func:`oncorepro.results.embedding_table`)."""
+def _embed(model, parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[Record]]], spec: RunSpec,
+           device: str, precision: str) -> pd.DataFrame:
+    """The trained model's pooled features of every original (unaugmented, unbalanced) image, by part; ``parts``
+    as evaluations are given, (images, labels, masks, records) (:func:`oncorepro.results.embedding_table`)."""
     ids, names, vectors = [], [], []
-    for part, (x, records) in parts.items():
+    for part, (x, _, _, records) in parts.items():
         if len(records):
             vectors.append(pooled_features(model, x, batch_size=spec.batch_size * 2, device=device,
                                            precision=precision))
@@ -199,8 +199,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     held_out_roi = spec.roi and spec.roi_at_test  # the paper's protocol masks validation and test images too
     val_x, val_masks, val_y = _arrays(split.val, spec, digest, held_out_roi)
     test_x, test_masks, test_y = _arrays(split.test, spec, digest, held_out_roi)
-    originals = {"train": (train_x, split.train), "val": (val_x, split.val), "test": (test_x, split.test)}
-    train_original = (train_x, train_y, train_masks, split.train)
+    originals = {"train": (train_x, train_y, train_masks, split.train), "val": (val_x, val_y, val_masks, split.val),
+                 "test": (test_x, test_y, test_masks, split.test)}  # before augmentation and class balancing
     augmentation = None
     if spec.augment != "none":  # paired augmentation step (oncorepro.augment): balance by transformed copies
         parts = augment_parts(spec.augment, {"train": (train_x, train_masks, train_y, [r.id for r in split.train]),
@@ -246,7 +246,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), spec.roi)
         evaluations[f"external:{name}"] = (ext_x, ext_y, ext_masks, ext_records)
     if spec.embed:  # in-sample: fusion under the paper's protocol takes the CNN's probabilities of every case
-        evaluations["train"] = train_original
+        evaluations["train"] = originals["train"]
     all_metrics, all_ci, confusions, predictions, explanations, sanity, heatmaps = {}, {}, {}, [], [], [], {}
     inference = 0.0
     for name, (x, y, masks, recs) in evaluations.items():
@@ -266,9 +266,9 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                "epochs_run": int(trained.history["epoch"].max()), "selected_epoch": trained.selected_epoch,
                "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began}
     record = provenance(trained.device)
-    record.update({"precision": trained.precision, "weights_origin": info.weights_origin, "input_normalisation": info.input_normalisation,
-                   "parameters": info.parameters, "data_digest": {n: _digest(n, root) for n in
-                                                                   (spec.dataset, *spec.external)},
+    record.update({"precision": trained.precision, "weights_origin": info.weights_origin,
+                   "input_normalisation": info.input_normalisation, "parameters": info.parameters,
+                   "data_digest": {n: _digest(n, root) for n in (spec.dataset, *spec.external)},
                    "data_root": "synthetic (generated)" if spec.data == "synthetic" else str(root),
                    "split_method": split.method})
     if augmentation:
