@@ -7,7 +7,7 @@ import pytest
 from oncorepro.data import load_dataset
 from oncorepro import paths
 from oncorepro.paths import DATA_ENV, resolve_data_root
-from oncorepro.profiles import get_profile
+from oncorepro.profiles import Profile, get_profile
 from oncorepro.study import Study
 
 
@@ -38,3 +38,10 @@ def test_full_profile_reads_the_resolved_root_and_smoke_the_synthetic_stand_ins(
     assert smoke.root("breast_lesions_usg", "busi") == root  # the same stand-ins whatever the order
     with pytest.raises(ValueError, match="no synthetic generator for .no_such_dataset"):
         smoke.root("no_such_dataset")
+
+
+def test_a_profile_whose_data_label_disagrees_with_its_data_source_is_refused():
+    with pytest.raises(ValueError, match="profile 'odd'.*means 'synthetic' data"):
+        Profile(name="odd", description="", spec_overrides={"data": "real"}, synthetic_per_class=4)
+    with pytest.raises(ValueError, match="means 'real' data"):
+        Profile(name="odd", description="", spec_overrides={})

@@ -39,6 +39,10 @@ class Profile:
             raise ValueError(f"profile {self.name!r}: unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
         if self.grid not in GRIDS:
             raise ValueError(f"profile {self.name!r}: unknown grid {self.grid!r}; known: {', '.join(GRIDS)}")
+        data = "real" if self.synthetic_per_class is None else "synthetic"
+        if self.spec_overrides.get("data") != data:
+            raise ValueError(f"profile {self.name!r}: spec override data={self.spec_overrides.get('data')!r} but "
+                             f"synthetic_per_class={self.synthetic_per_class!r} means {data!r} data")
 
     def apply(self, spec: RunSpec) -> RunSpec:
         """The spec with this profile's overrides; an image size override never enlarges a spec."""
