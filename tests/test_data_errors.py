@@ -182,6 +182,15 @@ def test_breast_lesions_unknown_classification(tmp_path):
         load_dataset("breast_lesions_usg", tmp_path)
 
 
+def test_breast_lesions_lesion_case_without_tumour_mask(tmp_path):
+    folder = make_breast_lesions(tmp_path)
+    frame = pd.read_excel(folder / SHEET)
+    frame.loc[1, "Classification"] = "malignant"
+    frame.to_excel(folder / SHEET, index=False)
+    with pytest.raises(DataError, match=r"row 3: a malignant case without Mask_tumor_filename"):
+        load_dataset("breast_lesions_usg", tmp_path)
+
+
 def test_isic_without_images_says_how_to_obtain_them(tmp_path):
     (tmp_path / "isic_binary").mkdir()
     (tmp_path / "isic_binary" / "SHA256SUMS").write_text("")

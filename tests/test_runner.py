@@ -139,3 +139,55 @@ def test_embed_rows_belong_to_their_ids():
                                  "test": (images[2:], labels[2:], masks[2:], recs[2:])}, BUSI, "cpu", "fp32")
     assert table[["id", "part"]].values.tolist() == [["a", "train"], ["b", "train"], ["c", "test"]]
     assert table["emb_0"].tolist() == [10.0, 20.0, 30.0]
+
+
+def test_external_set_lists_its_exclusions_and_follows_roi_at_test(monkeypatch):
+    import oncorepro.runner as runner
+
+    masked_calls, original = [], runner._arrays
+
+    def recording(records, spec, digest, roi, progress=False):
+        masked_calls.append((records[0].dataset, roi))
+        return original(records, spec, digest, roi)
+
+    monkeypatch.setattr(runner, "_arrays", recording)
+    spec = BUSI.but(external=("breast_lesions_usg",), roi_at_test=False, label="external")
+    result = run_all([spec], profile=TINY, progress=False)[0].result
+    assert "external:breast_lesions_usg" in result.metrics
+    assert ("breast_lesions_usg", False) in masked_calls and ("busi", True) in masked_calls  # train masked only
+    external = [e for e in result.exclusions if e["id"].startswith("external:breast_lesions_usg:")]
+    root = TINY.data_root(["busi", "breast_lesions_usg"])
+    normals = [r.id for r in load_dataset("breast_lesions_usg", root).records if r.label == "normal"]
+    assert normals and sorted(e["id"].rsplit(":", 1)[1] for e in external) == sorted(normals)
+    assert all(e["reason"] == "class 'normal' is not part of this run" for e in external)
+
+
+def test_a_run_on_data_that_fails_its_checksums_is_refused(tmp_path):
+    import shutil
+
+    from oncorepro.errors import DataError
+
+    source = TINY.data_root(["busi"]) / "busi"
+    shutil.copytree(source, tmp_path / "busi")
+    image = sorted((tmp_path / "busi").rglob("benign (1).png"))[0]
+    image.write_bytes(image.read_bytes()[:-8] + b"tampered")
+    real = Profile(name="test-real", description="tiny, real layout", seeds=(0,), bootstrap=20, explain_samples=2,
+                   spec_overrides={"data": "real", "image_size": 32, "epochs": 1, "batch_size": 8})
+    with pytest.raises(DataError, match=r"benign \(1\)\.png: checksum differs"):
+        run_all([BUSI.but(label="tampered")], profile=real, data_root=tmp_path, progress=False)
+
+
+def test_heatmap_grids_redraw_mask_pictures_and_external_images():
+    from matplotlib.figure import Figure
+
+    from oncorepro import views
+    from oncorepro.study import Study
+
+    study = Study(profile=TINY)
+    spec = BUSI.but(mask_images="pooled", external=("breast_lesions_usg",), label="pooled")
+    runs = study.run(spec)
+    keys = list(runs[0].result.heatmaps)
+    assert any(key.startswith("external:") for key in keys)
+    assert any(key.startswith("test|") and key.count("|") == 2 for key in keys)  # a mask picture: "test|<id>|<stem>"
+    assert isinstance(views.heatmaps(runs, "pooled", study), Figure)
+    assert isinstance(views.heatmaps(runs, "pooled", study, evaluation="external:breast_lesions_usg"), Figure)

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.model_selection import ParameterGrid, train_test_split
+from sklearn.model_selection import ParameterGrid
 
 from oncorepro import clinical, tabular
+from oncorepro.augment import leakage, noisy_rows, split_plan
 from oncorepro.data import load_dataset
 from oncorepro.data.synthetic import write_synthetic
 from oncorepro.paths import REPO_ROOT
@@ -119,12 +120,17 @@ def test_paper_protocol_on_the_synthetic_sheet(tmp_path):
 def test_balancing_explains_the_papers_93_test_rows(real_parsed):
     X, _ = clinical.feature_matrix(real_parsed, "all")
     y = clinical.target(real_parsed)
-    features, labels, source = tabular.balance_with_noise(X.to_numpy(), y, X.index.to_numpy(), seed=0)
+    plan = split_plan(X.index, y, order="before_split", seed=0)
+    features = noisy_rows(X, plan, seed=0).to_numpy()
+    labels, source = plan["label"].to_numpy(), plan["source"].to_numpy()
     assert np.bincount(labels).tolist() == [154, 154, 154]
     assert np.array_equal(features[:256], X.to_numpy(), equal_nan=True)
     assert set(source[labels == 2]) == {"case045", "case061", "case209", "case213"}
-    _, test = train_test_split(labels, test_size=0.2, stratify=labels, random_state=0)
+    test = labels[(plan["part"] == "test").to_numpy()]
     assert len(test) == 93 and np.bincount(test).tolist() == [31, 31, 31]
+    protocol = tabular.paper_protocol(X, y, seed=0, cv=3, grid="small", models=["Naive Bayes"])
+    assert protocol.loc[0, "n_test"] == 93 and protocol.loc[0, "test_rows_from_train_cases"] == leakage(plan)[
+        "test_rows_from_train_cases"] > 40
     # Unbalanced, the rare normal class (3 training cases) still fits, Platt-scaled SVM included.
     plain = tabular.paper_protocol(X, y, seed=0, cv=3, grid="small", balance=False, models=["SVM (RBF Kernel)"])
     assert plain.loc[0, "n_test"] == 52 and plain.loc[0, "proba"].shape == (52, 3)

@@ -19,9 +19,13 @@ def _outcome(seed: int, accuracy: float | None) -> RunOutcome:
         return RunOutcome(spec, f"k{seed}", None)
     result = Result(spec=spec, key=f"k{seed}", metrics={"test": {"accuracy": accuracy, "roc_auc": 0.9}}, ci={},
                     confusion={"test": [[5, 1], [1, 5]]}, timings={"train_seconds": 10.0 + seed}, provenance={},
-                    explanations=pd.DataFrame({"evaluation": ["test"] * 2, "id": ["a", "b"],
-                                               "energy_in_mask": [0.5, None], "mask_area": [0.1, None],
-                                               "energy_ratio": [5.0, None], "pointing_game": [1.0, None]}))
+                    exclusions=[{"id": "normal (1)", "reason": "class 'normal' is not part of this run"},
+                                {"id": "normal (2)", "reason": "class 'normal' is not part of this run"}]
+                    + [{"id": f"x{seed}", "reason": "group mixes labels"}] * (seed == 1),
+                    explanations=pd.DataFrame({"evaluation": ["test"] * 3, "id": ["a", "b", "c"],
+                                               "energy_in_mask": [0.5, None, None], "mask_area": [0.1, None, 0.2],
+                                               "energy_ratio": [5.0, None, None], "pointing_game": [1.0, None, None],
+                                               "note": ["", "no mask", "no heat"]}))
     return RunOutcome(spec, result.key, result)
 
 
@@ -43,7 +47,15 @@ def test_compare_gives_verdicts_and_counts_pending_runs():
     assert table["paper"].tolist() == ["90.0%", "90.0%"]
 
 
-def test_explanation_table_skips_images_without_masks():
+def test_explanation_table_scores_what_it_can_and_counts_the_rest_by_reason():
     table = views.explanation_table([_outcome(0, 0.9), _outcome(1, 0.9)])
     row = table.loc[("main", "test")]
-    assert row["images"] == 2 and row["energy_ratio"] == 5.0
+    assert row["images"] == 6 and row["scored"] == 2 and row["energy_ratio"] == 5.0
+    assert row["no mask"] == 2 and row["no heat"] == 2
+
+
+def test_exclusions_lists_each_reason_with_its_records_and_seeds():
+    table = views.exclusions([_outcome(0, 0.9), _outcome(1, 0.9), _outcome(2, None)]).set_index("reason")
+    normal = table.loc["class 'normal' is not part of this run"]
+    assert (normal["records"], normal["seeds"], normal["ids"]) == ("2", "0, 1", "normal (1), normal (2)")
+    assert table.loc["group mixes labels", "seeds"] == "1" and table.loc["group mixes labels", "ids"] == "x1"

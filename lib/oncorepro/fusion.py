@@ -36,7 +36,7 @@ from . import plots, report
 from .images import apply_roi, load_arrays
 from .metrics import bootstrap_cis, confusion
 from .records import Record
-from .augment import leakage, noisy_rows
+from .augment import NOISE, leakage, noisy_rows
 from .clinical import exclusion_note
 from .tabular import fit_search, grid_search, nested_cv, paper_protocol, select_models
 
@@ -118,7 +118,7 @@ def feature_fusion(blocks: Mapping[str, pd.DataFrame], labels: pd.Series, *, pro
 
 
 def evaluate_plan(table: pd.DataFrame, plan: pd.DataFrame, *, seed: int, models: Sequence[str],
-                  grid: str = "paper", cv: int = 5, n_boot: int = 1000, noise: float = 0.05) -> pd.DataFrame:
+                  grid: str = "paper", cv: int = 5, n_boot: int = 1000, noise: float = NOISE) -> pd.DataFrame:
     """Tabular models on an augmentation plan (:func:`oncorepro.augment.split_plan`): its rows materialised
     (:func:`oncorepro.augment.noisy_rows`), GridSearchCV on the training rows with folds grouped by source
     case, test metrics with bootstrap CIs and the plan's leakage count. One row per model, as

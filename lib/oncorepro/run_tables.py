@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from . import plots, report
 from .learning_curves import curve_readings
 from .metrics import across_seeds, classification_metrics, summarise_runs
+from .results import Result
 from .runner import RunOutcome
 
 MASK_ID_SEPARATOR = "|"  # runner.mask_records names a mask image "<image id>|<mask file stem>"
@@ -41,11 +42,20 @@ def in_run_order(table: pd.DataFrame, runs: Sequence[RunOutcome]) -> pd.DataFram
 
 def per_run(runs: Sequence[RunOutcome], evaluation: str = "test", *, readings: bool = True) -> pd.DataFrame:
     """One row per finished run: setting (the spec's label), seed, every metric of ``evaluation``, the curve
-    readings (unless ``readings=False``) and the timings."""
+    readings (unless ``readings=False``), the timings, and ``eval_seconds``: the model's inference time over
+    the whole test set (per-image time x test images)."""
     rows = [{"setting": o.spec.label, "seed": o.spec.seed, **o.result.metrics[evaluation],
-             **(curve_readings(o.result.history) if readings else {}), **o.result.timings}
+             **(curve_readings(o.result.history) if readings else {}), **o.result.timings,
+             **_eval_seconds(o.result)}
             for o in finished(runs) if evaluation in o.result.metrics]
     return pd.DataFrame(rows)
+
+
+def _eval_seconds(result: Result) -> dict[str, float]:
+    per_image = result.timings.get("inference_seconds_per_image")
+    if per_image is None or result.predictions.empty:
+        return {}
+    return {"eval_seconds": per_image * int((result.predictions["evaluation"] == "test").sum())}
 
 
 def clip_scores(long: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,8 @@ from sklearn.model_selection import train_test_split
 from . import explain, metrics
 from .augment import augment_parts
 from .data import load_dataset
-from .data.checksums import dataset_digest
+from .data.checksums import dataset_digest, verify_checksums
+from .data.registry import dataset_info
 from .data.duplicates import assign_groups, find_duplicates
 from .data.splits import Split, grouped_split, source_split, stratified_split
 from .features import extract_features, pooled_features
@@ -57,6 +58,14 @@ def _dataset(name: str, root: Path):
 @functools.lru_cache(maxsize=8)
 def _digest(name: str, root: Path) -> str:
     return dataset_digest(name, data_root=root)
+
+
+@functools.lru_cache(maxsize=16)
+def _verified(name: str, root: Path) -> None:
+    """Check a dataset's files against its checksum listing (once per process) before a run trains on it:
+    the run key holds the listing's digest, not the files'."""
+    if dataset_info(name).checksum_files:
+        verify_checksums(name, root).raise_if_failed()
 
 
 def spec_key(spec: RunSpec, root: Path) -> str:
@@ -242,8 +251,11 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         raw_x, _, _ = _arrays(split.test, spec, digest, roi=False)
         evaluations["test_unmasked"] = (raw_x, test_y, test_masks, split.test)
     for name in spec.external:
-        ext_records, _ = select_records(_dataset(name, root).records, spec.classes)
-        ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), spec.roi)
+        external = _dataset(name, root)
+        ext_records, ext_excluded = select_records(external.records, spec.classes)
+        exclusions += [{"id": f"external:{name}:{e['id']}", "reason": e["reason"]} for e in ext_excluded]
+        exclusions += [{"id": f"external:{name}:{e.path}", "reason": e.reason} for e in external.exclusions]
+        ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), held_out_roi)
         evaluations[f"external:{name}"] = (ext_x, ext_y, ext_masks, ext_records)
     if spec.embed:  # in-sample: fusion under the paper's protocol takes the CNN's probabilities of every case
         evaluations["train"] = originals["train"]
@@ -293,6 +305,8 @@ def run_all(specs: Sequence[RunSpec], *, profile: str | Profile = "smoke", data_
         if store.has(key):  # the stored spec may carry another setting's label: the label is not in the key
             outcomes.append(RunOutcome(spec, key, replace(store.load(key), spec=spec)))
         elif execute:
+            for name in (spec.dataset, *spec.external):
+                _verified(name, root)
             torch.manual_seed(spec.seed)
             result = run_one(spec, profile, root, key, device=device, progress=progress)
             store.save(result)

@@ -21,7 +21,7 @@ from sklearn.ensemble import (AdaBoostClassifier, ExtraTreesClassifier, Gradient
                               RandomForestClassifier)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -31,6 +31,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 from xgboost import XGBClassifier
 
+from .augment import NOISE, leakage, noisy_rows, split_plan
 from .clinical import benign_vs_malignant, exclusion_note, feature_matrix, source_column, target
 from .metrics import bootstrap_cis, classification_metrics
 
@@ -191,31 +192,14 @@ def fit_search(search: GridSearchCV, X: np.ndarray, y: np.ndarray, groups: np.nd
     return sum(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-def balance_with_noise(X: np.ndarray, y: np.ndarray, rows: np.ndarray, *, seed: int,
-                       noise: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The paper's class balancing, as we read Section III-C: every class is filled up to the largest class's
-    count with copies of its own rows (drawn with replacement) plus Gaussian noise of ``noise`` x the column's
-    standard deviation (the paper gives no scale; 0.05 is ours). Returns the features, labels and, for each
-    row, the name of the row it is or copies."""
-    rng = np.random.default_rng(seed)
-    scale = noise * np.nan_to_num(np.nanstd(X, axis=0))
-    target_count = np.bincount(y).max()
-    parts_X, parts_y, parts_rows = [X], [y], [rows]
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        picks = rng.choice(members, size=target_count - len(members), replace=True)
-        parts_X.append(X[picks] + rng.normal(size=(len(picks), X.shape[1])) * scale)
-        parts_y.append(y[picks])
-        parts_rows.append(rows[picks])
-    return np.concatenate(parts_X), np.concatenate(parts_y), np.concatenate(parts_rows)
-
-
 def paper_protocol(X: pd.DataFrame | np.ndarray, y: Sequence[int], *, seed: int, cv: int = 5,
-                   grid: str = "paper", test_size: float = 0.2, balance: bool = True, noise: float = 0.05,
+                   grid: str = "paper", test_size: float = 0.2, balance: bool = True, noise: float = NOISE,
                    models: Models | Sequence[str] | None = None) -> pd.DataFrame:
-    """The paper's protocol: (optionally) balance the classes with noisy copies (:func:`balance_with_noise`),
-    hold out a stratified ``test_size`` split, tune each model by GridSearchCV (``cv``-fold stratified K-fold,
-    accuracy) on the rest, refit, and score the test split. Table 2 is the top three by test accuracy.
+    """The paper's protocol: (optionally) balance the classes with noisy copies of their own rows, drawn with
+    replacement up to the largest class (:func:`oncorepro.augment.split_plan`, order "before_split", and
+    :func:`oncorepro.augment.noisy_rows`), hold out a stratified ``test_size`` split of all rows, tune each model
+    by GridSearchCV (``cv``-fold stratified K-fold, accuracy) on the rest, refit, and score the test split.
+    Table 2 is the top three by test accuracy.
 
     Our reading, from the paper's numbers: its three-class set balanced to 154 cases per class (462 rows)
     gives a 20% test split of ceil(92.4) = 93 rows, and 0.989247 = 92/93, 0.978495 = 91/93 (Table 2), and the
@@ -229,11 +213,11 @@ def paper_protocol(X: pd.DataFrame | np.ndarray, y: Sequence[int], *, seed: int,
     (the source row of each test row).
     """
     features, labels, names = _arrays(X, y)
-    if balance:
-        features, labels, names = balance_with_noise(features, labels, names, seed=seed, noise=noise)
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_size, stratify=labels,
-                                   random_state=seed)
-    seen = set(names[train])
+    plan = split_plan(names, labels, order="before_split" if balance else "none", seed=seed, test_size=test_size)
+    features = noisy_rows(pd.DataFrame(features, index=names), plan, seed=seed, noise=noise).to_numpy(float)
+    labels, sources = plan["label"].to_numpy(np.int64), plan["source"].to_numpy()
+    train, test = (plan["part"] == "train").to_numpy(), (plan["part"] == "test").to_numpy()
+    counted = leakage(plan)
     rows = []
     for name, (estimator, params) in select_models(models, seed, grid).items():
         search = grid_search(estimator, params, StratifiedKFold(cv, shuffle=True, random_state=seed))
@@ -241,9 +225,9 @@ def paper_protocol(X: pd.DataFrame | np.ndarray, y: Sequence[int], *, seed: int,
         proba = search.predict_proba(features[test])
         rows.append({"model": name, "best_params": search.best_params_, "cv_accuracy": search.best_score_,
                      "not_converged": not_converged,
-                     **_metrics(labels[test], proba), "n_train": len(train), "n_test": len(test),
-                     "test_rows_from_train_cases": int(sum(case in seen for case in names[test])),
-                     "y_true": labels[test], "proba": proba, "case": names[test]})
+                     **_metrics(labels[test], proba), "n_train": int(train.sum()), "n_test": counted["test_rows"],
+                     "test_rows_from_train_cases": counted["test_rows_from_train_cases"],
+                     "y_true": labels[test], "proba": proba, "case": sources[test]})
     table = pd.DataFrame(rows).sort_values(["accuracy", "roc_auc"], ascending=False, kind="stable")
     table.insert(1, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True)

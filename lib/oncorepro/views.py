@@ -21,7 +21,7 @@ from .data.splits import stratified_split
 from .images import apply_roi, resize_image, resize_mask
 from .report import verdict_sentence
 from .run_tables import finished, in_run_order, paper_bars, versus_paper
-from .runner import HEATMAP_SIZE, RunOutcome, select_records
+from .runner import HEATMAP_SIZE, RunOutcome, mask_records, select_records
 from .spec import RunSpec
 from .study import Study, run_precision
 
@@ -133,19 +133,23 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
         return None
     result = results[0]
     spec = result.spec
-    loaded = load_dataset(spec.dataset, study.root(spec.dataset, *spec.external))
-    by_id = {r.id: r for r in loaded.records}
+    dataset = evaluation.removeprefix("external:") if evaluation.startswith("external:") else spec.dataset
+    records = load_dataset(dataset, study.root(spec.dataset, *spec.external)).records
+    by_id = {r.id: r for r in (*records, *mask_records(records))}  # mask pictures are images of some runs
     images, maps, masks, titles = [], [], [], []
     predictions = result.predictions.set_index(["evaluation", "id"])
     for name, heat in result.heatmaps.items():
         where, record_id = name.split("|", 1)
         if where != evaluation:
             continue
+        if record_id not in by_id:
+            raise ValueError(f"heatmap {name!r} of '{setting}': no image {record_id!r} in {dataset} (an augmented "
+                             "copy cannot be redrawn from the dataset)")
         record = by_id[record_id]
         image = resize_image(record.image("RGB"), HEATMAP_SIZE)
         mask = record.mask()
         mask = resize_mask(mask, HEATMAP_SIZE) if mask is not None else np.zeros(image.shape[:2], bool)
-        if spec.roi and evaluation != "test_unmasked":
+        if spec.roi and spec.roi_at_test and evaluation != "test_unmasked":  # the images as the model saw them
             image = apply_roi(image, mask)
         row = predictions.loc[(evaluation, record_id)]
         images.append(image)
@@ -211,11 +215,33 @@ def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
               if not o.result.explanations.empty]
     if not frames:
         return pd.DataFrame()
-    scores = pd.concat(frames, ignore_index=True).dropna(subset=["energy_in_mask"])
+    scores = pd.concat(frames, ignore_index=True)
     columns = ["energy_in_mask", "mask_area", "energy_ratio", "pointing_game"]
-    table = scores.groupby(["setting", "evaluation"], sort=False)[columns].mean()
-    table["images"] = scores.groupby(["setting", "evaluation"], sort=False).size()
-    return table.round(3)
+    groups = scores.groupby(["setting", "evaluation"], sort=False)
+    table = groups[columns].mean()  # over the scored images: an image without heat or mask has no score
+    table["images"] = groups.size()
+    table["scored"] = groups["energy_in_mask"].count()
+    unscored = scores[scores["note"].fillna("") != ""]
+    if not unscored.empty:  # why the others have no score: one column per reason, a count of images
+        table = table.join(unscored.groupby(["setting", "evaluation", "note"]).size().unstack(fill_value=0))
+    return table.fillna({c: 0 for c in table.columns if c not in columns}).round(3)
+
+
+def exclusions(runs: Sequence[RunOutcome]) -> pd.DataFrame:
+    """Every record the finished runs left out, with the reason: one row per setting and reason, the records
+    (the same for every seed of a setting unless a row says otherwise), the seeds, and the first ids."""
+    rows = [{"setting": o.spec.label, "seed": o.spec.seed, "reason": e["reason"], "id": e["id"]}
+            for o in finished(runs) for e in o.result.exclusions]
+    if not rows:
+        return pd.DataFrame(columns=["setting", "reason", "records", "seeds", "ids"])
+    frame = pd.DataFrame(rows)
+    per_seed = frame.groupby(["setting", "reason", "seed"], sort=False).size().rename("records").reset_index()
+    table = per_seed.groupby(["setting", "reason"], sort=False).agg(
+        records=("records", lambda n: "/".join(map(str, sorted(set(n))))),
+        seeds=("seed", lambda seeds: ", ".join(map(str, sorted(seeds)))))
+    table["ids"] = frame.groupby(["setting", "reason"], sort=False)["id"].agg(
+        lambda ids: ", ".join(sorted(set(ids))[:5]) + (f" ... ({ids.nunique()} in all)" if ids.nunique() > 5 else ""))
+    return table.reset_index()
 
 
 def provenance(study: Study) -> pd.DataFrame:

@@ -47,6 +47,9 @@ def load_breast_lesions_usg(folder: Path) -> LoadedDataset:
         if label is None:
             raise DataError(sheet, f"row {number}: Classification {row['Classification']!r} is not one of "
                                    f"{', '.join(INFO.classes)}")
+        if label != "normal" and not row["Mask_tumor_filename"].strip():
+            raise DataError(sheet, f"row {number}: a {label} case without Mask_tumor_filename (only normal scans "
+                                   "have no lesion mask; under ROI the image would be blacked out)")
         try:
             case_id = f"case{int(row['CaseID']):03d}"
         except ValueError:
