@@ -20,7 +20,8 @@ def _outcome(seed: int, accuracy: float | None) -> RunOutcome:
     result = Result(spec=spec, key=f"k{seed}", metrics={"test": {"accuracy": accuracy, "roc_auc": 0.9}}, ci={},
                     confusion={"test": [[5, 1], [1, 5]]}, timings={"train_seconds": 10.0 + seed}, provenance={},
                     exclusions=[{"id": "normal (1)", "reason": "class 'normal' is not part of this run"},
-                                {"id": "normal (2)", "reason": "class 'normal' is not part of this run"}]
+                                {"id": "normal (2)", "reason": "class 'normal' is not part of this run"},
+                                {"id": "external:other:case9", "reason": "class 'normal' is not part of this run"}]
                     + [{"id": f"x{seed}", "reason": "group mixes labels"}] * (seed == 1),
                     explanations=pd.DataFrame({"evaluation": ["test"] * 3, "id": ["a", "b", "c"],
                                                "energy_in_mask": [0.5, None, None], "mask_area": [0.1, None, 0.2],
@@ -55,7 +56,9 @@ def test_explanation_table_scores_what_it_can_and_counts_the_rest_by_reason():
 
 
 def test_exclusions_lists_each_reason_with_its_records_and_seeds():
-    table = views.exclusions([_outcome(0, 0.9), _outcome(1, 0.9), _outcome(2, None)]).set_index("reason")
-    normal = table.loc["class 'normal' is not part of this run"]
+    table = views.exclusions([_outcome(0, 0.9), _outcome(1, 0.9), _outcome(2, None)]).set_index(["dataset", "reason"])
+    normal = table.loc[("busi", "class 'normal' is not part of this run")]
     assert (normal["records"], normal["seeds"], normal["ids"]) == ("2", "0, 1", "normal (1), normal (2)")
-    assert table.loc["group mixes labels", "seeds"] == "1" and table.loc["group mixes labels", "ids"] == "x1"
+    external = table.loc[("other", "class 'normal' is not part of this run")]
+    assert (external["records"], external["ids"]) == ("1", "case9")
+    assert table.loc[("busi", "group mixes labels"), "seeds"] == "1"

@@ -47,7 +47,7 @@ def one_vs_rest_rates(cm: np.ndarray, index: int) -> dict[str, float]:
     - ``precision`` = TP / (TP + FP)                        (paper eq. 4)
     - ``class_accuracy`` = TP / (TP + FN): the paper gives no formula for its "accuracy of the malignant class"
       (Table 1); its models come from Teachable Machine, whose per-class accuracy is the share of a class's
-      test cases predicted correctly, and Table 1 equals Table 2's recall for 8 of its 10 models.
+      test cases predicted correctly, and Table 1 equals Table 2's recall for 10 of its 12 models.
     - ``one_vs_rest_accuracy`` = (TP + TN) / (TP + FN + FP + TN): the other common reading of "class accuracy",
       kept so both can be set beside the paper.
 

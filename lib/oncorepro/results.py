@@ -21,7 +21,8 @@ TABLES = ("history", "predictions", "explanations", "sanity", "split_counts")
 class Result:
     """What one run produced.
 
-    ``metrics`` maps an evaluation name ("test", "test_unmasked", "external:<dataset>") to metric values;
+    ``metrics`` maps an evaluation name ("test", "test_unmasked", "external:<dataset>", and for ``embed=True``
+    runs "train": the training cases in-sample) to metric values;
     ``ci`` maps the same names to {metric: [low, high]} bootstrap 95% intervals. ``predictions`` holds one row
     per evaluated image (evaluation, id, label, pred, p_<class>...). ``heatmaps`` holds a few stored Grad-CAM maps.
     ``embeddings`` (runs with ``embed=True``) holds the trained CNN's pooled features of every original image:

@@ -148,8 +148,9 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], sp
 
 def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Sequence[Record], name: str,
              samples: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
-    """Grad-CAM for every evaluated image: heat-in-lesion scores for all, stored maps for a balanced sample,
-    and (on the test part only) the model-randomisation sanity check on its first few images."""
+    """Grad-CAM of the true class for every evaluated image: heat-in-lesion scores for all, stored maps for a
+    balanced sample, and (on the test part only) the model-randomisation sanity check on its first few images
+    (its random weights drawn with seed 0 in every run, so runs differ only in their trained weights)."""
     model = model.float().eval()
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float()
     maps = explain.grad_cam(model, images, list(map(int, y)))

@@ -228,18 +228,26 @@ def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
 
 
 def exclusions(runs: Sequence[RunOutcome]) -> pd.DataFrame:
-    """Every record the finished runs left out, with the reason: one row per setting and reason, the records
-    (the same for every seed of a setting unless a row says otherwise), the seeds, and the first ids."""
-    rows = [{"setting": o.spec.label, "seed": o.spec.seed, "reason": e["reason"], "id": e["id"]}
-            for o in finished(runs) for e in o.result.exclusions]
+    """Every record the finished runs left out, with the reason: one row per setting, dataset (the run's own or
+    an external set) and reason, the records per seed (one count when every seed agrees), the seeds, and the
+    first ids."""
+    rows = []
+    for o in finished(runs):
+        for e in o.result.exclusions:
+            dataset, record = o.spec.dataset, e["id"]
+            if record.startswith("external:"):  # "external:<dataset>:<id>"
+                _, dataset, record = record.split(":", 2)
+            rows.append({"setting": o.spec.label, "dataset": dataset, "seed": o.spec.seed, "reason": e["reason"],
+                         "id": record})
+    keys = ["setting", "dataset", "reason"]
     if not rows:
-        return pd.DataFrame(columns=["setting", "reason", "records", "seeds", "ids"])
+        return pd.DataFrame(columns=[*keys, "records", "seeds", "ids"])
     frame = pd.DataFrame(rows)
-    per_seed = frame.groupby(["setting", "reason", "seed"], sort=False).size().rename("records").reset_index()
-    table = per_seed.groupby(["setting", "reason"], sort=False).agg(
+    per_seed = frame.groupby([*keys, "seed"], sort=False).size().rename("records").reset_index()
+    table = per_seed.groupby(keys, sort=False).agg(
         records=("records", lambda n: "/".join(map(str, sorted(set(n))))),
         seeds=("seed", lambda seeds: ", ".join(map(str, sorted(seeds)))))
-    table["ids"] = frame.groupby(["setting", "reason"], sort=False)["id"].agg(
+    table["ids"] = frame.groupby(keys, sort=False)["id"].agg(
         lambda ids: ", ".join(sorted(set(ids))[:5]) + (f" ... ({ids.nunique()} in all)" if ids.nunique() > 5 else ""))
     return table.reset_index()
 
