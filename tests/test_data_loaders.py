@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from oncorepro.data import DATASETS, dataset_digest, dataset_info, load_dataset, unpack_mri, verify_checksums
-from oncorepro.data.registry import header_size
+from oncorepro.records import header_size
 from oncorepro.paths import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"

@@ -191,3 +191,15 @@ def test_heatmap_grids_redraw_mask_pictures_and_external_images():
     assert any(key.startswith("test|") and key.count("|") == 2 for key in keys)  # a mask picture: "test|<id>|<stem>"
     assert isinstance(views.heatmaps(runs, "pooled", study), Figure)
     assert isinstance(views.heatmaps(runs, "pooled", study, evaluation="external:breast_lesions_usg"), Figure)
+
+
+def test_class_weights_weigh_the_loss_and_are_recorded():
+    result = run_all([BUSI.but(sampling="class_weights", roi=False, label="weighted")], profile=TINY,
+                     progress=False)[0].result
+    counts = result.split_counts.set_index("label").loc[["benign", "malignant"], "train"]
+    weights = result.provenance["class_weights"]
+    assert result.timings["train_images"] == counts.sum()  # no image is added or removed
+    assert weights["benign"] == pytest.approx(counts.sum() / (2 * counts["benign"]))
+    assert weights["malignant"] == pytest.approx(counts.sum() / (2 * counts["malignant"]))
+    with pytest.raises(ValueError, match="choose none, smote, undersample or class_weights"):
+        run_all([BUSI.but(sampling="oversample", label="bad")], profile=TINY, progress=False)

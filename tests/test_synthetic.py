@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from oncorepro.data import load_dataset, verify_checksums
 from oncorepro.data.synthetic import GENERATORS, class_counts, synthetic_data_root, write_synthetic
 from oncorepro.data.synthetic import breast_lesions_usg as usg
-from oncorepro.data.synthetic.files import sha256_of
+from oncorepro.paths import sha256_of
 from oncorepro.paths import REPO_ROOT
 from oncorepro.records import read_image
 

@@ -147,9 +147,7 @@ def run_table(outcomes: Sequence, evaluation: str = "test") -> pd.DataFrame:
     for outcome in outcomes:
         if outcome.result is None:
             continue
-        table = outcome.result.predictions
-        table = table[table["evaluation"] == evaluation]
-        proba = table[[f"p_{name}" for name in outcome.spec.classes]].to_numpy(float)
+        table, proba = outcome.result.evaluated(evaluation)
         rows.append({"model": f"{outcome.spec.label}, seed {outcome.spec.seed}", "y_true": table["label"].to_numpy(),
                      "proba": proba, "case": table["id"].to_numpy()})
     return pd.DataFrame(rows, columns=["model", "y_true", "proba", "case"])

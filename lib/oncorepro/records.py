@@ -34,6 +34,17 @@ def box_of(mask: np.ndarray) -> Box | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def header_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image read from its header; DataError if the file is missing or no image."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(path, f"cannot be read as an image ({error})") from error
+
+
 @dataclass(frozen=True)
 class Record:
     """One image: where it is, its class, its lesion masks and the group it must share a split with."""
@@ -54,11 +65,7 @@ class Record:
 
     def image_size(self) -> tuple[int, int]:
         """(width, height) read from the header only."""
-        try:
-            with Image.open(self.path) as image:
-                return image.size
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(self.path, f"cannot be decoded as an image ({error})") from error
+        return header_size(self.path)
 
     def mask(self) -> np.ndarray | None:
         """All lesion masks merged by pixel-wise maximum into one bool (H, W) array; None if there are none."""

@@ -46,7 +46,13 @@ class Result:
     embeddings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def metric(self, name: str, evaluation: str = "test") -> float:
+        """One metric value of one evaluation."""
         return self.metrics[evaluation][name]
+
+    def evaluated(self, evaluation: str = "test") -> tuple[pd.DataFrame, np.ndarray]:
+        """The prediction rows of one evaluation and their class probabilities (n x K, in the spec's class order)."""
+        table = self.predictions[self.predictions["evaluation"] == evaluation]
+        return table, table[[f"p_{name}" for name in self.spec.classes]].to_numpy(float)
 
 
 def embedding_table(ids: Sequence[str], parts: Sequence[str], vectors: np.ndarray) -> pd.DataFrame:

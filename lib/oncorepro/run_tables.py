@@ -201,13 +201,13 @@ def evaluated_inputs(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluat
         "mask images": lambda ids: ids.str.contains(MASK_ID_SEPARATOR, regex=False)}
     rows = []
     for o in finished(runs):
-        table = o.result.predictions[o.result.predictions["evaluation"] == evaluation]
+        table, probabilities = o.result.evaluated(evaluation)
         labels = list(o.result.spec.classes)
         for kind, select in kinds.items():
-            part = table[select(table["id"].astype(str))]
+            chosen = select(table["id"].astype(str)).to_numpy()
+            part, proba = table[chosen], probabilities[chosen]
             if part.empty:
                 continue
-            proba = part[[f"p_{c}" for c in labels]].to_numpy(float)
             values = classification_metrics(part["label"].to_numpy(int), proba, positive=None, labels=labels)
             rows.append({"setting": o.spec.label, "test items": kind, "seed": o.spec.seed, "items": len(part),
                          **{m: values[m] for m in metrics}})

@@ -31,7 +31,7 @@ from .profiles import Profile, get_profile
 from .provenance import provenance
 from .records import Record
 from .results import Result, ResultStore, embedding_table
-from .sampling import smote_pixels, undersample
+from .sampling import class_weights, smote_pixels, undersample
 from .spec import RunSpec
 from .train import TrainConfig, features_to_tensor, predict_proba, train
 
@@ -124,8 +124,8 @@ def _balance(spec: RunSpec, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
             target = {k: min(int(c), spec.sampling_target) for k, c in enumerate(np.bincount(y)) if c}
         keep = undersample(y, seed=spec.seed, target=target)
         return x[keep], y[keep]
-    if spec.sampling != "none":
-        raise ValueError(f"unknown sampling {spec.sampling!r}; choose none, smote or undersample")
+    if spec.sampling not in ("none", "class_weights"):  # class weights leave the images as they are
+        raise ValueError(f"unknown sampling {spec.sampling!r}; choose none, smote, undersample or class_weights")
     return x, y
 
 
@@ -236,9 +236,12 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     model, info = build_model(spec.model, len(spec.classes), pretrained=spec.pretrained, seed=spec.seed,
                               input_size=spec.image_size, head=spec.head, freeze_backbone=spec.freeze_backbone)
     checkpoint = cache_dir("checkpoints") / f"{key}.pt"
+    weights = (tuple(map(float, class_weights(train_y, len(spec.classes)))) if spec.sampling == "class_weights"
+               else None)
     config = TrainConfig(optimizer=spec.optimizer, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
                          seed=spec.seed, early_stopping=spec.early_stopping, select=spec.select, device=device,
-                         precision=profile.precision, checkpoint=checkpoint, progress=progress)
+                         precision=profile.precision, checkpoint=checkpoint, progress=progress,
+                         class_weights=weights)
     if spec.freeze_backbone:  # the backbone never changes: train the head on features extracted once
         encode = functools.partial(extract_features, model, info=info, device=device, precision=profile.precision)
         trained = train(model.head, (encode(train_x), train_y), (encode(monitor_xy[0]), monitor_xy[1]), config,
@@ -284,6 +287,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
                    "data_digest": {n: _digest(n, root) for n in (spec.dataset, *spec.external)},
                    "data_root": "synthetic (generated)" if spec.data == "synthetic" else str(root),
                    "split_method": split.method})
+    if weights:
+        record["class_weights"] = dict(zip(spec.classes, weights))
     if augmentation:
         record["augmentation"] = augmentation
     return Result(spec=spec, key=key, metrics=all_metrics, ci=all_ci, confusion=confusions, timings=timings,

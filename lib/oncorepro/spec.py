@@ -25,7 +25,7 @@ class RunSpec:
     image_size: int = 299
     roi: bool = False  # multiply each training image by its lesion mask
     roi_at_test: bool = True  # the test (and validation) images get their mask too: the paper's protocol
-    sampling: str = "none"  # none | smote | undersample (training part only)
+    sampling: str = "none"  # none | smote | undersample | class_weights (loss weights), training part only
     sampling_target: int | None = None  # undersample: cap per class (None: down to the smallest class)
     mask_images: str = "none"  # none | train (mask files added as training images of their class) | pooled
     train_fraction: float = 1.0  # stratified subset of the training part (dataset-size studies)

@@ -100,10 +100,9 @@ def roc(runs: Sequence[RunOutcome], setting: str, evaluation: str = "test") -> F
         return None
     curves = []
     for result in results:
-        table = result.predictions[result.predictions["evaluation"] == evaluation]
-        positive = result.spec.classes[-1]
-        curves.append(((table["label"] == len(result.spec.classes) - 1).to_numpy(int),
-                       table[f"p_{positive}"].to_numpy(float)))
+        table, proba = result.evaluated(evaluation)
+        positive = len(result.spec.classes) - 1
+        curves.append(((table["label"] == positive).to_numpy(int), proba[:, positive]))
     name = f"{setting} ({evaluation}, {len(curves)} seeds)"
     return plots.roc_figure([plots.RocCurveInput(label=setting, runs=curves)], f"ROC: {name}")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from ..paths import REPO_ROOT, cache_dir, resolve_data_root
+from ..paths import REPO_ROOT, cache_dir, resolve_data_root, sha256_of
 from ..records import read_image
 from .isic import images_folder
 from .registry import DATASETS, dataset_info, require_folder
@@ -108,7 +108,7 @@ def dataset_digest(name: str, data_root: str | Path | None = None) -> str:
         return digest.hexdigest()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
-        digest.update(f"{relative}\0{path.stat().st_size}\0{_file_sha256(path)}\n".encode())
+        digest.update(f"{relative}\0{path.stat().st_size}\0{sha256_of(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -175,7 +175,7 @@ def _unpacked_mri(folder: Path) -> Path | None:
 
 
 def _mri_cache_target(archive: Path) -> Path:
-    return cache_dir("breast_mri") / _file_sha256(archive)[:16]
+    return cache_dir("breast_mri") / sha256_of(archive)[:16]
 
 
 def _find_listing(dataset_folder: str, folder: Path, files: str) -> Path | None:
@@ -199,18 +199,13 @@ def _verify_listing(name: str, listing: Path, base: Path, *, pixels: bool) -> Ve
             report.missing.append(match["path"])
             continue
         try:
-            actual = _pixel_sha256(path) if pixels else _file_sha256(path)
+            actual = _pixel_sha256(path) if pixels else sha256_of(path)
         except DataError as error:  # an undecodable image cannot match its pixel checksum: say why
             report.mismatched.append(match["path"])
             report.reasons[match["path"]] = error.problem
             continue
         (report.ok if actual == match["digest"].lower() else report.mismatched).append(match["path"])
     return report
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _pixel_sha256(path: Path) -> str:

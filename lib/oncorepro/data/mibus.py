@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..records import Box, Record
-from .registry import DATASETS, Exclusion, LoadedDataset, header_size, image_files, require_folder
+from ..records import Box, Record, header_size
+from .registry import DATASETS, Exclusion, LoadedDataset, image_files, require_folder
 
 INFO = DATASETS["mibus"]
 SPLITS = ("train", "test")

@@ -7,10 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from ..errors import DataError
-from ..records import Record
+from ..records import Record, header_size
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"})
 DATA_ROOT_ORDER = ("the data_root argument, then $ONCOREPRO_DATA, then ../shared/data beside the repo, "
@@ -69,17 +67,6 @@ class LoadedDataset:
                 if mask_size != size:
                     raise DataError(mask_path, f"mask is {mask_size[0]}x{mask_size[1]} but its image "
                                                f"{record.path.name} is {size[0]}x{size[1]}")
-
-
-def header_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image read from its header; DataError if the file is missing or no image."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(path, f"cannot be read as an image ({error})") from error
 
 
 def image_files(folder: Path, exclusions: list[Exclusion]) -> list[Path]:

@@ -249,28 +249,3 @@ def compare_with_reference(model: nn.Module, reference: KerasReference) -> Parit
         feature_max_abs=float(np.abs(reference.features).max()),
         keras_version=reference.keras_version, tensorflow_version=reference.tensorflow_version,
     )
-
-
-def efficientnetv2_b0_parity(workdir: str | Path, *, size: int = 299, batch: int = 2, seed: int = 0) -> ParityResult:
-    """Keras EfficientNetV2B0 vs ``build_model("tf_efficientnetv2_b0")`` filled with the same random weights."""
-    from oncorepro.models import build_model
-
-    reference = run_efficientnetv2b0_reference(workdir, size=size, batch=batch, seed=seed)
-    model, _ = build_model("tf_efficientnetv2_b0", 2, input_size=size)
-    load_keras_efficientnetv2(model.backbone, reference.weights, reference.weights_file)
-    return compare_with_reference(model, reference)
-
-
-def teachable_machine_parity(
-    workdir: str | Path, *, size: int = 224, batch: int = 2, seed: int = 0, weights_root: str | Path | None = None
-) -> ParityResult:
-    """Keras MobileNetV2(alpha=0.35) filled with the Teachable Machine base vs
-    ``build_model("mobilenetv2_035", pretrained="teachable_machine")``."""
-    from oncorepro.models import build_model
-    from oncorepro.weights.tfjs import read_teachable_machine_base
-
-    base = read_teachable_machine_base(weights_root)
-    reference = run_mobilenetv2_reference(workdir, base.tensors, size=size, batch=batch, seed=seed)
-    model, _ = build_model("mobilenetv2_035", 2, pretrained="teachable_machine", input_size=size,
-                           weights_root=weights_root)
-    return compare_with_reference(model, reference)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from oncorepro.errors import DataError
-from oncorepro.weights import sha256_of
+from oncorepro.paths import sha256_of
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
 # efficientnet_pytorch block part -> timm sub-module, per timm block class.

@@ -5,7 +5,6 @@ Everything written here depends only on its inputs: no timestamps, owners or hos
 
 from __future__ import annotations
 
-import hashlib
 import io
 import lzma
 import tarfile
@@ -18,6 +17,8 @@ import numpy as np
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 from PIL import Image
+
+from ...paths import sha256_of
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 TAR_MTIME = 1609459200  # 2021-01-01 00:00 UTC, the mtime of every member of the real MRI archive
@@ -33,11 +34,6 @@ def save_image(pixels: np.ndarray | Image.Image, path: Path, mode: str, fmt: str
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format=fmt, **options)
     return path
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_sha256sums(out: Path, base: Path, files: list[Path],
