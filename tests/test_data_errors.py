@@ -194,7 +194,40 @@ def test_breast_lesions_lesion_case_without_tumour_mask(tmp_path):
 def test_isic_without_images_says_how_to_obtain_them(tmp_path):
     (tmp_path / "isic_binary").mkdir()
     (tmp_path / "isic_binary" / "SHA256SUMS").write_text("")
-    with pytest.raises(DataError, match=r"train/benign: image folder not found .*kaggle.*elena-cabrera"):
+    with pytest.raises(DataError, match=r"isic_binary/train: folder not found .*kaggle.*elena-cabrera"):
+        load_dataset("isic_binary", tmp_path)
+
+
+def make_mri_folders(root: Path) -> Path:
+    """A valid miniature extracted MRI copy; returns its split folder."""
+    top = root / "breast_mri" / "Breast Cancer Patients MRI's"
+    for split in ("train", "validation"):
+        for class_name in ("Healthy", "Sick"):
+            write_png(top / split / class_name / f"{class_name[0]}_1.jpg")
+    return top
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ("test", r"test: unexpected folder; Breast Cancer Patients MRI's/ holds only the split folders train, validation"),
+    ("train/Unknown", r"Unknown: unexpected folder; train/ holds only the class folders Healthy, Sick")])
+def test_mri_unexpected_folders_are_named(tmp_path, extra, problem):
+    top = make_mri_folders(tmp_path)
+    assert len(load_dataset("breast_mri", tmp_path).records) == 4
+    write_png(top / extra / "H_9.jpg")
+    with pytest.raises(DataError, match=problem):
+        load_dataset("breast_mri", tmp_path)
+
+
+def test_isic_unexpected_class_folder_is_named(tmp_path):
+    base = tmp_path / "isic_binary" / "data"
+    for split in ("train", "test"):
+        for class_name in ("benign", "malignant"):
+            write_png(base / split / class_name / "1.jpg")
+    (base / "train" / "notes.txt").write_text("x")
+    loaded = load_dataset("isic_binary", tmp_path)
+    assert len(loaded.records) == 4 and [e.reason for e in loaded.exclusions] == ["not a class folder"]
+    write_png(base / "test" / "unknown" / "2.jpg")
+    with pytest.raises(DataError, match=r"unknown: unexpected folder; test/ holds only the class folders benign, malignant"):
         load_dataset("isic_binary", tmp_path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..records import Record
 from .checksums import MRI_SPLIT_FOLDER, mri_root
-from .registry import DATASETS, Exclusion, LoadedDataset, image_files, require_folder
+from .registry import DATASETS, Exclusion, LoadedDataset, image_files, require_folder, sub_folders
 
 INFO = DATASETS["breast_mri"]
 SPLITS = ("train", "validation")
@@ -29,9 +29,10 @@ def load_breast_mri(folder: Path) -> LoadedDataset:
     patients = _patient_copies(root / PATIENT_FOLDER)
     exclusions: list[Exclusion] = []
     records = []
-    for split in SPLITS:
-        for class_name, label in INFO.classes.items():
-            class_folder = require_folder(root / MRI_SPLIT_FOLDER / split / class_name, INFO)
+    split_root = require_folder(root / MRI_SPLIT_FOLDER, INFO)
+    for split, split_folder in zip(SPLITS, sub_folders(split_root, SPLITS, INFO, exclusions, kind="split")):
+        classes = sub_folders(split_folder, list(INFO.classes), INFO, exclusions)
+        for (class_name, label), class_folder in zip(INFO.classes.items(), classes):
             paths = image_files(class_folder, exclusions)
             if not paths:
                 raise DataError(class_folder, "class folder holds no images", fix=INFO.obtain)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..records import Record
-from .registry import DATASETS, Exclusion, LoadedDataset, image_files, require_folder
+from .registry import DATASETS, Exclusion, LoadedDataset, image_files, require_folder, sub_folders
 
 INFO = DATASETS["busi"]
 TOP_FOLDER = "Dataset_BUSI_with_GT"
@@ -17,15 +17,8 @@ _NAME = re.compile(r"^(?P<cls>[a-z]+) \((?P<number>\d+)\)(?P<mask>_mask(?:_(?P<e
 def load_busi(folder: Path) -> LoadedDataset:
     """One record per image, label = class folder, mask_paths = '_mask.png' then '_mask_K.png' by K."""
     top = require_folder(folder / TOP_FOLDER, INFO)
-    unexpected = sorted(p.name for p in top.iterdir() if p.is_dir() and p.name not in INFO.classes)
-    for class_name in INFO.classes:
-        if not (top / class_name).is_dir():
-            extra = f"; unexpected folders there: {', '.join(unexpected)}" if unexpected else ""
-            raise DataError(top / class_name, f"class folder missing{extra}", fix=INFO.obtain)
-    if unexpected:
-        raise DataError(top / unexpected[0], f"unexpected folder; {TOP_FOLDER}/ holds only the class folders "
-                                             f"{', '.join(INFO.classes)}")
-    exclusions = [Exclusion(p, "not a class folder") for p in sorted(top.iterdir()) if not p.is_dir()]
+    exclusions: list[Exclusion] = []
+    sub_folders(top, list(INFO.classes), INFO, exclusions)
     records: list[Record] = []
     for class_name, label in INFO.classes.items():
         records += _class_records(top / class_name, class_name, label, exclusions)

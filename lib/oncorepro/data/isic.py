@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..records import Record
-from .registry import DATASETS, Exclusion, LoadedDataset, image_files
+from .registry import DATASETS, Exclusion, LoadedDataset, image_files, require_folder, sub_folders
 
 INFO = DATASETS["isic_binary"]
 SPLITS = ("train", "test")
@@ -24,10 +24,9 @@ def load_isic(folder: Path) -> LoadedDataset:
     exclusions: list[Exclusion] = []
     records = []
     for split in SPLITS:
-        for class_name, label in INFO.classes.items():
-            class_folder = base / split / class_name
-            if not class_folder.is_dir():
-                raise DataError(class_folder, "image folder not found", fix=INFO.obtain)
+        split_folder = require_folder(base / split, INFO)
+        classes = sub_folders(split_folder, list(INFO.classes), INFO, exclusions)
+        for (class_name, label), class_folder in zip(INFO.classes.items(), classes):
             paths = image_files(class_folder, exclusions)
             if not paths:
                 raise DataError(class_folder, "class folder holds no images", fix=INFO.obtain)

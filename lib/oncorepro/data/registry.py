@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import DataError
 from ..records import Record, header_size
@@ -67,6 +68,22 @@ class LoadedDataset:
                 if mask_size != size:
                     raise DataError(mask_path, f"mask is {mask_size[0]}x{mask_size[1]} but its image "
                                                f"{record.path.name} is {size[0]}x{size[1]}")
+
+
+def sub_folders(folder: Path, expected: Sequence[str], info: DatasetInfo, exclusions: list[Exclusion],
+                kind: str = "class") -> list[Path]:
+    """``folder``'s expected sub-folders, in the given order: DataError for a missing or an unexpected one;
+    plain files there are appended to ``exclusions``."""
+    unexpected = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in expected)
+    for name in expected:
+        if not (folder / name).is_dir():
+            extra = f"; unexpected folders there: {', '.join(unexpected)}" if unexpected else ""
+            raise DataError(folder / name, f"{kind} folder missing{extra}", fix=info.obtain)
+    if unexpected:
+        raise DataError(folder / unexpected[0], f"unexpected folder; {folder.name}/ holds only the {kind} folders "
+                                                f"{', '.join(expected)}")
+    exclusions += [Exclusion(p, f"not a {kind} folder") for p in sorted(folder.iterdir()) if not p.is_dir()]
+    return [folder / name for name in expected]
 
 
 def image_files(folder: Path, exclusions: list[Exclusion]) -> list[Path]:
