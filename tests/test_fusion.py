@@ -202,3 +202,15 @@ def test_seen_by_cnn_counts_the_evaluated_rows_of_cases_the_cnn_trained_on():
     tested = set(paper.loc[0, "case"])
     assert paper.loc[0, "n_test"] == 12 and paper.loc[0, "test_rows_seen_by_cnn"] == len(tested & set(CASES[:30]))
     assert 0 < paper.loc[0, "test_rows_seen_by_cnn"] < 12
+
+
+def test_fusions_over_a_pending_cnn_run_wait_for_it():
+    from oncorepro import fusion_runs
+    from oncorepro.runner import RunOutcome
+    from oncorepro.spec import RunSpec
+
+    pending = RunOutcome(RunSpec(dataset="breast_lesions_usg", classes=("benign", "malignant"), embed=True), "k", None)
+    labels = pd.Series([0, 1], index=["case001", "case002"])
+    clinical = pd.DataFrame({"Age": [40.0, 60.0]}, index=labels.index)
+    assert fusion_runs.late_fusions(pending, clinical, labels, seed=0, grid="small", n_boot=10) is None
+    assert fusion_runs.intermediate_fusions(pending, clinical, labels, seed=0, grid="small", n_boot=10) is None
