@@ -54,6 +54,16 @@ def test_pending_runs_are_reported_not_executed():
     assert outcome.result is None and len(outcome.key) == 16
 
 
+def test_a_study_runs_its_seeds_or_the_seeds_a_call_names():
+    from oncorepro.study import Study
+
+    study = Study(profile=TINY, seeds=(0, 1, 2), run_missing=False)
+    assert [o.spec.seed for o in study.run(BUSI)] == [0, 1, 2]
+    assert [o.spec.seed for o in study.run(BUSI.but(label="once"), seeds=(0,))] == [0]
+    assert {(o.spec.label, o.spec.seed) for o in study.runs} == {("busi tiny", 0), ("busi tiny", 1), ("busi tiny", 2),
+                                                                 ("once", 0)}
+
+
 def test_frozen_teachable_machine_head_on_features():
     spec = RunSpec(dataset="busi", classes=("normal", "benign", "malignant"), model="mobilenetv2_035",
                    pretrained="teachable_machine", head="teachable_machine", freeze_backbone=True,

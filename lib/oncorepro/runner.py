@@ -20,8 +20,8 @@ from . import explain, metrics
 from .augment import augment_parts
 from .data import load_dataset
 from .data.checksums import dataset_digest, verify_checksums
-from .data.registry import dataset_info
 from .data.duplicates import assign_groups, find_duplicates
+from .data.registry import dataset_info
 from .data.splits import Split, grouped_split, source_split, stratified_split
 from .features import extract_features, pooled_features
 from .images import apply_roi, load_arrays

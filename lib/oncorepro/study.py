@@ -33,9 +33,10 @@ class Study:
         """Where this study reads ``datasets`` from (real data root, or the profile's synthetic stand-ins)."""
         return self.profile.data_root(datasets, self.data_root)
 
-    def run(self, *specs: RunSpec) -> list[RunOutcome]:
-        """Every spec once per seed; finished runs come from the store, missing ones run if ``run_missing``."""
-        expanded = [spec.but(seed=seed) for spec in specs for seed in self.seeds]
+    def run(self, *specs: RunSpec, seeds: Sequence[int] | None = None) -> list[RunOutcome]:
+        """Every spec once per seed (the study's, or ``seeds``); finished runs come from the store, missing ones
+        run if ``run_missing``."""
+        expanded = [spec.but(seed=seed) for spec in specs for seed in (self.seeds if seeds is None else seeds)]
         outcomes = run_all(expanded, profile=self.profile, data_root=self.data_root, execute=self.run_missing,
                            device=self.device, progress=self.progress)
         for outcome in outcomes:  # one row per (run, setting label); a finished run replaces its pending row
