@@ -26,7 +26,11 @@ def _outcome(seed: int, accuracy: float | None) -> RunOutcome:
                     explanations=pd.DataFrame({"evaluation": ["test"] * 3, "id": ["a", "b", "c"],
                                                "energy_in_mask": [0.5, None, None], "mask_area": [0.1, None, 0.2],
                                                "energy_ratio": [5.0, None, None], "pointing_game": [1.0, None, None],
-                                               "note": ["", "no mask", "no heat"]}))
+                                               "note": ["", "no mask", "no heat"]}),
+                    sanity=pd.DataFrame({"evaluation": "test", "id": ["a", "a", "b", "b"],
+                                         "stage": ["head", "all", "head", "all"],
+                                         "spearman": [0.9, 0.1, 0.7, None], "pearson": [0.8, 0.2, 0.6, None],
+                                         "note": ["", "", "", "randomised map constant"]}))
     return RunOutcome(spec, result.key, result)
 
 
@@ -62,3 +66,10 @@ def test_exclusions_lists_each_reason_with_its_records_and_seeds():
     external = table.loc[("other", "class 'normal' is not part of this run")]
     assert (external["records"], external["ids"]) == ("1", "case9")
     assert table.loc[("busi", "group mixes labels"), "seeds"] == "1"
+
+
+def test_randomisation_table_averages_each_stage_over_images_and_seeds():
+    table = views.randomisation_table([_outcome(0, 0.9), _outcome(1, 0.9), _outcome(2, None)])
+    head, full = table.loc[("main", "head")], table.loc[("main", "all")]
+    assert head["spearman"] == 0.8 and head["images"] == 4 and head["seeds"] == 2 and head["constant maps"] == 0
+    assert full["spearman"] == 0.1 and full["constant maps"] == 2  # the constant maps have no correlation

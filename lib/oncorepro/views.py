@@ -226,6 +226,24 @@ def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
     return table.fillna({c: 0 for c in table.columns if c not in columns}).round(3)
 
 
+def randomisation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
+    """The model-parameter randomisation check (Adebayo et al. 2018) of the stored runs: per setting and stage
+    (classifier head re-initialised, or every weight), the mean rank (Spearman) and linear (Pearson) correlation
+    between the trained model's Grad-CAM maps and the randomised model's, over the checked test images of every
+    seed; a map that stays the same after randomisation (correlation near 1) does not depend on what was learnt."""
+    frames = [o.result.sanity.assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
+              if not o.result.sanity.empty]
+    if not frames:
+        return pd.DataFrame()
+    checks = pd.concat(frames, ignore_index=True)
+    groups = checks.groupby(["setting", "stage"], sort=False)
+    table = groups[["spearman", "pearson"]].mean()
+    table["images"] = groups.size()
+    table["constant maps"] = groups["note"].agg(lambda notes: int((notes.fillna("") != "").sum()))
+    table["seeds"] = groups["seed"].nunique()
+    return table.round(3)
+
+
 def exclusions(runs: Sequence[RunOutcome]) -> pd.DataFrame:
     """Every record the finished runs left out, with the reason: one row per setting, dataset (the run's own or
     an external set) and reason, the records per seed (one count when every seed agrees), the seeds, and the
