@@ -213,3 +213,28 @@ def test_class_weights_weigh_the_loss_and_are_recorded():
     assert weights["malignant"] == pytest.approx(counts.sum() / (2 * counts["malignant"]))
     with pytest.raises(ValueError, match="choose none, smote, undersample or class_weights"):
         run_all([BUSI.but(sampling="oversample", label="bad")], profile=TINY, progress=False)
+
+
+def test_smoothgrad_runs_beside_grad_cam_on_the_test_part_and_is_shown_per_method():
+    from matplotlib.figure import Figure
+
+    from oncorepro import views
+    from oncorepro.study import Study
+
+    study = Study(profile=TINY)
+    plain, both = study.run(BUSI.but(label="plain"), BUSI.but(smoothgrad=True, label="both"))
+    assert plain.key != both.key and "method" not in plain.result.explanations
+    explained = both.result.explanations
+    assert set(explained.loc[explained["evaluation"] == "test", "method"]) == {"Grad-CAM", "SmoothGrad"}
+    assert explained.loc[explained["evaluation"] == "test_unmasked", "method"].isna().all()  # Grad-CAM only
+    grad_cam = explained[(explained["evaluation"] == "test") & (explained["method"] == "Grad-CAM")]
+    assert grad_cam.drop(columns="method").reset_index(drop=True).equals(
+        plain.result.explanations[plain.result.explanations["evaluation"] == "test"].reset_index(drop=True))
+    assert set(both.result.sanity["method"]) == {"Grad-CAM", "SmoothGrad"}
+    assert any(key.startswith("SmoothGrad:test|") for key in both.result.heatmaps)
+    table = views.explanation_table([plain, both])
+    assert ("both", "test", "SmoothGrad") in table.index and ("plain", "test", "Grad-CAM") in table.index
+    assert ("both", "test_unmasked", "Grad-CAM") in table.index
+    checks = views.randomisation_table([both])
+    assert {m for _, m, _ in checks.index} == {"Grad-CAM", "SmoothGrad"}
+    assert isinstance(views.heatmaps([both], "both", study, method="SmoothGrad"), Figure)

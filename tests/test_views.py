@@ -73,3 +73,8 @@ def test_randomisation_table_averages_each_stage_over_images_and_seeds():
     head, full = table.loc[("main", "head")], table.loc[("main", "all")]
     assert head["spearman"] == 0.8 and head["images"] == 4 and head["seeds"] == 2 and head["constant maps"] == 0
     assert full["spearman"] == 0.1 and full["constant maps"] == 2  # the constant maps have no correlation
+
+
+def test_explanation_tables_of_pending_runs_only_say_so():
+    assert views.explanation_table([_outcome(2, None)]) is None
+    assert views.randomisation_table([_outcome(2, None)]) is None

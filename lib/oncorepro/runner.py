@@ -146,30 +146,45 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], sp
     return {m: float(values[m]) for m in values}, ci, cm, table, seconds
 
 
+EXPLAINERS = {"Grad-CAM": explain.grad_cam, "SmoothGrad": explain.smoothgrad}
+
+
 def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Sequence[Record], name: str,
-             samples: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
-    """Grad-CAM of the true class for every evaluated image: heat-in-lesion scores for all, stored maps for a
-    balanced sample, and (on the test part only) the model-randomisation sanity check on its first few images
-    (its random weights drawn with seed 0 in every run, so runs differ only in their trained weights)."""
+             samples: int, methods: Sequence[str] = ("Grad-CAM",)) -> tuple[pd.DataFrame, dict[str, np.ndarray],
+                                                                          pd.DataFrame]:
+    """Explanations of the true class for every evaluated image, by each of ``methods`` (EXPLAINERS): heat-in-lesion
+    scores for all, stored maps for a balanced sample, and (on the test part only) the model-randomisation
+    sanity check on its first few images (its random weights drawn with seed 0 in every run, so runs differ
+    only in their trained weights). Rows and checks carry a ``method`` column where a method other than
+    Grad-CAM is asked for; map keys are "<evaluation>|<id>" for Grad-CAM, "<method>:<evaluation>|<id>" else."""
     model = model.float().eval()
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float()
-    maps = explain.grad_cam(model, images, list(map(int, y)))
-    scores = explain.explanation_scores(maps, [m if m.any() else None for m in masks], [r.id for r in records])
-    scores.insert(0, "evaluation", name)
+    targets = list(map(int, y))
     chosen: list[int] = []
     for cls in np.unique(y):
         chosen += list(np.flatnonzero(y == cls)[: max(1, samples // len(np.unique(y)))])
-    stored: dict[str, np.ndarray] = {}
-    for i in chosen:
-        small = torch.nn.functional.interpolate(torch.from_numpy(maps[i])[None, None], size=HEATMAP_SIZE,
-                                                mode="bilinear", align_corners=False)[0, 0].numpy()
-        stored[f"{name}|{records[i].id}"] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
-    if name != "test":
-        return scores, stored, pd.DataFrame()
-    sanity = explain.randomisation_check(model, images[:SANITY_IMAGES], list(map(int, y[:SANITY_IMAGES])),
-                                         ids=[r.id for r in records[:SANITY_IMAGES]])
-    sanity.insert(0, "evaluation", name)
-    return scores, stored, sanity
+    all_scores, stored, checks = [], {}, []
+    for method in methods:
+        maps = EXPLAINERS[method](model, images, targets)
+        scores = explain.explanation_scores(maps, [m if m.any() else None for m in masks], [r.id for r in records])
+        scores.insert(0, "evaluation", name)
+        prefix = name if method == "Grad-CAM" else f"{method}:{name}"
+        for i in chosen:
+            small = torch.nn.functional.interpolate(torch.from_numpy(maps[i])[None, None], size=HEATMAP_SIZE,
+                                                    mode="bilinear", align_corners=False)[0, 0].numpy()
+            stored[f"{prefix}|{records[i].id}"] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+        sanity = pd.DataFrame()
+        if name == "test":
+            sanity = explain.randomisation_check(model, images[:SANITY_IMAGES], targets[:SANITY_IMAGES],
+                                                 method=EXPLAINERS[method], ids=[r.id for r in records[:SANITY_IMAGES]])
+            sanity.insert(0, "evaluation", name)
+        if list(methods) != ["Grad-CAM"]:
+            scores.insert(1, "method", method)
+            if not sanity.empty:
+                sanity.insert(1, "method", method)
+        all_scores.append(scores)
+        checks.append(sanity)
+    return _concat(all_scores), stored, _concat([c for c in checks if not c.empty])
 
 
 def _embed(model, parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[Record]]], spec: RunSpec,
@@ -271,7 +286,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         predictions.append(table)
         inference = seconds if name == "test" else inference
         if spec.explain and name != "train":
-            scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples)
+            methods = ("Grad-CAM", "SmoothGrad") if spec.smoothgrad and name == "test" else ("Grad-CAM",)
+            scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples, methods)
             explanations.append(scores)
             sanity.append(checks)
             heatmaps.update(maps)

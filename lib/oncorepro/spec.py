@@ -47,6 +47,7 @@ class RunSpec:
     augment: str = "none"  # none | before_split (paired augmentation, then split) | train_only (oncorepro.augment)
     augment_to: int | None = None  # augment: rows per class after balancing (None: the largest class's count)
     embed: bool = False  # store the CNN's pooled features of every original case, and its in-sample "train" scores
+    smoothgrad: bool = False  # also SmoothGrad (captum) on the test part: scores, maps and the randomisation check
 
     def key_fields(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
@@ -78,4 +79,4 @@ class RunSpec:
         return dataclasses.replace(self, **changes)
 
 
-LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None, "embed": False}  # field -> default left out of the key
+LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None, "embed": False, "smoothgrad": False}  # field -> default left out of the key

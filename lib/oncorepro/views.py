@@ -125,8 +125,10 @@ def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure | None:
     return plots.training_curves_figure(history, f"Training curves: {setting}")
 
 
-def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test") -> Figure | None:
-    """The stored Grad-CAM maps of the first seed's run over the images the model saw."""
+def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test",
+             method: str = "Grad-CAM") -> Figure | None:
+    """The stored maps of ``method`` (Grad-CAM, or SmoothGrad for ``smoothgrad`` runs) of the first seed's run
+    over the images the model saw."""
     results = _results(runs, setting)
     if not results:
         return None
@@ -137,9 +139,10 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
     by_id = {r.id: r for r in (*records, *mask_records(records))}  # mask pictures are images of some runs
     images, maps, masks, titles = [], [], [], []
     predictions = result.predictions.set_index(["evaluation", "id"])
+    wanted = evaluation if method == "Grad-CAM" else f"{method}:{evaluation}"
     for name, heat in result.heatmaps.items():
         where, record_id = name.split("|", 1)
-        if where != evaluation:
+        if where != wanted:
             continue
         if record_id not in by_id:
             raise ValueError(f"heatmap {name!r} of '{setting}': no image {record_id!r} in {dataset} (an augmented "
@@ -208,38 +211,53 @@ def evaluations(runs: Sequence[RunOutcome], names: Sequence[str],
                                                       if (m, n) in table.columns])
 
 
-def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
-    """Grad-CAM against the lesion masks: mean per setting and evaluation over every image and seed."""
+def _noted(notes: pd.Series) -> pd.Series:
+    """Which rows carry a note (why a score is missing); an all-empty column may have come back as NaN."""
+    return notes.astype("string").fillna("") != ""
+
+
+def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
+    """Explanations against the lesion masks: mean per setting and evaluation (and method, where a run also
+    made SmoothGrad maps) over every image and seed."""
+    _pending_note(runs)
     frames = [o.result.explanations.assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
               if not o.result.explanations.empty]
     if not frames:
-        return pd.DataFrame()
+        return None
     scores = pd.concat(frames, ignore_index=True)
     columns = ["energy_in_mask", "mask_area", "energy_ratio", "pointing_game"]
-    groups = scores.groupby(["setting", "evaluation"], sort=False)
+    keys = ["setting", "evaluation"]
+    if "method" in scores:  # a run with SmoothGrad: its Grad-CAM rows (and other runs') carry no method
+        scores["method"], keys = scores["method"].fillna("Grad-CAM"), [*keys, "method"]
+    groups = scores.groupby(keys, sort=False)
     table = groups[columns].mean()  # over the scored images: an image without heat or mask has no score
     table["images"] = groups.size()
     table["scored"] = groups["energy_in_mask"].count()
-    unscored = scores[scores["note"].fillna("") != ""]
+    unscored = scores[_noted(scores["note"])]
     if not unscored.empty:  # why the others have no score: one column per reason, a count of images
-        table = table.join(unscored.groupby(["setting", "evaluation", "note"]).size().unstack(fill_value=0))
+        table = table.join(unscored.groupby([*keys, "note"]).size().unstack(fill_value=0))
     return table.fillna({c: 0 for c in table.columns if c not in columns}).round(3)
 
 
-def randomisation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame:
+def randomisation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
     """The model-parameter randomisation check (Adebayo et al. 2018) of the stored runs: per setting and stage
     (classifier head re-initialised, or every weight), the mean rank (Spearman) and linear (Pearson) correlation
-    between the trained model's Grad-CAM maps and the randomised model's, over the checked test images of every
-    seed; a map that stays the same after randomisation (correlation near 1) does not depend on what was learnt."""
+    between the trained model's maps (Grad-CAM; per method where a run also made SmoothGrad maps) and the
+    randomised model's, over the checked test images of every seed; a map that stays the same after
+    randomisation (correlation near 1) does not depend on what was learnt."""
+    _pending_note(runs)
     frames = [o.result.sanity.assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
               if not o.result.sanity.empty]
     if not frames:
-        return pd.DataFrame()
+        return None
     checks = pd.concat(frames, ignore_index=True)
-    groups = checks.groupby(["setting", "stage"], sort=False)
+    keys = ["setting", "stage"]
+    if "method" in checks:
+        checks["method"], keys = checks["method"].fillna("Grad-CAM"), ["setting", "method", "stage"]
+    groups = checks.groupby(keys, sort=False)
     table = groups[["spearman", "pearson"]].mean()
     table["images"] = groups.size()
-    table["constant maps"] = groups["note"].agg(lambda notes: int((notes.fillna("") != "").sum()))
+    table["constant maps"] = groups["note"].agg(lambda notes: int(_noted(notes).sum()))
     table["seeds"] = groups["seed"].nunique()
     return table.round(3)
 
