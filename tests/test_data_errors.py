@@ -173,21 +173,15 @@ def test_breast_lesions_png_not_in_sheet(tmp_path):
         load_dataset("breast_lesions_usg", tmp_path)
 
 
-def test_breast_lesions_unknown_classification(tmp_path):
+@pytest.mark.parametrize("classification, problem", [
+    ("suspicious", r"row 3: Classification 'suspicious'"),
+    ("malignant", r"row 3: a malignant case without Mask_tumor_filename")])  # the row of a normal scan: no mask
+def test_breast_lesions_bad_classification(tmp_path, classification, problem):
     folder = make_breast_lesions(tmp_path)
     frame = pd.read_excel(folder / SHEET)
-    frame.loc[1, "Classification"] = "suspicious"
+    frame.loc[1, "Classification"] = classification
     frame.to_excel(folder / SHEET, index=False)
-    with pytest.raises(DataError, match=r"row 3: Classification 'suspicious'"):
-        load_dataset("breast_lesions_usg", tmp_path)
-
-
-def test_breast_lesions_lesion_case_without_tumour_mask(tmp_path):
-    folder = make_breast_lesions(tmp_path)
-    frame = pd.read_excel(folder / SHEET)
-    frame.loc[1, "Classification"] = "malignant"
-    frame.to_excel(folder / SHEET, index=False)
-    with pytest.raises(DataError, match=r"row 3: a malignant case without Mask_tumor_filename"):
+    with pytest.raises(DataError, match=problem):
         load_dataset("breast_lesions_usg", tmp_path)
 
 

@@ -216,19 +216,29 @@ def _noted(notes: pd.Series) -> pd.Series:
     return notes.astype("string").fillna("") != ""
 
 
+def _explanation_rows(runs: Sequence[RunOutcome], table: str) -> pd.DataFrame | None:
+    """The finished runs' ``table`` ("explanations" or "sanity") with setting and seed, None if there is none
+    (after a note on the pending runs). Where a run also made SmoothGrad maps, ``method`` is filled in for the
+    Grad-CAM rows, which carry none."""
+    _pending_note(runs)
+    frames = [getattr(o.result, table).assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
+              if not getattr(o.result, table).empty]
+    if not frames:
+        return None
+    rows = pd.concat(frames, ignore_index=True)
+    if "method" in rows:
+        rows["method"] = rows["method"].fillna("Grad-CAM")
+    return rows
+
+
 def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
     """Explanations against the lesion masks: mean per setting and evaluation (and method, where a run also
     made SmoothGrad maps) over every image and seed."""
-    _pending_note(runs)
-    frames = [o.result.explanations.assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
-              if not o.result.explanations.empty]
-    if not frames:
+    scores = _explanation_rows(runs, "explanations")
+    if scores is None:
         return None
-    scores = pd.concat(frames, ignore_index=True)
     columns = ["energy_in_mask", "mask_area", "energy_ratio", "pointing_game"]
-    keys = ["setting", "evaluation"]
-    if "method" in scores:  # a run with SmoothGrad: its Grad-CAM rows (and other runs') carry no method
-        scores["method"], keys = scores["method"].fillna("Grad-CAM"), [*keys, "method"]
+    keys = ["setting", "evaluation", *(["method"] if "method" in scores else [])]
     groups = scores.groupby(keys, sort=False)
     table = groups[columns].mean()  # over the scored images: an image without heat or mask has no score
     table["images"] = groups.size()
@@ -245,16 +255,10 @@ def randomisation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
     between the trained model's maps (Grad-CAM; per method where a run also made SmoothGrad maps) and the
     randomised model's, over the checked test images of every seed; a map that stays the same after
     randomisation (correlation near 1) does not depend on what was learnt."""
-    _pending_note(runs)
-    frames = [o.result.sanity.assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
-              if not o.result.sanity.empty]
-    if not frames:
+    checks = _explanation_rows(runs, "sanity")
+    if checks is None:
         return None
-    checks = pd.concat(frames, ignore_index=True)
-    keys = ["setting", "stage"]
-    if "method" in checks:
-        checks["method"], keys = checks["method"].fillna("Grad-CAM"), ["setting", "method", "stage"]
-    groups = checks.groupby(keys, sort=False)
+    groups = checks.groupby(["setting", *(["method"] if "method" in checks else []), "stage"], sort=False)
     table = groups[["spearman", "pearson"]].mean()
     table["images"] = groups.size()
     table["constant maps"] = groups["note"].agg(lambda notes: int(_noted(notes).sum()))
