@@ -62,6 +62,8 @@ def test_a_study_runs_its_seeds_or_the_seeds_a_call_names():
     assert [o.spec.seed for o in study.run(BUSI.but(label="once"), seeds=(0,))] == [0]
     assert {(o.spec.label, o.spec.seed) for o in study.runs} == {("busi tiny", 0), ("busi tiny", 1), ("busi tiny", 2),
                                                                  ("once", 0)}
+    with pytest.raises(ValueError, match="no seeds"):
+        study.run(BUSI, seeds=())
 
 
 def test_frozen_teachable_machine_head_on_features():
@@ -231,6 +233,10 @@ def test_smoothgrad_runs_beside_grad_cam_on_the_test_part_and_is_shown_per_metho
     assert grad_cam.drop(columns="method").reset_index(drop=True).equals(
         plain.result.explanations[plain.result.explanations["evaluation"] == "test"].reset_index(drop=True))
     assert set(both.result.sanity["method"]) == {"Grad-CAM", "SmoothGrad"}
+    grad_cam_checks = both.result.sanity[both.result.sanity["method"] == "Grad-CAM"].drop(columns="method")
+    assert grad_cam_checks.reset_index(drop=True).equals(plain.result.sanity.reset_index(drop=True))
+    assert {k: v.tobytes() for k, v in both.result.heatmaps.items() if not k.startswith("SmoothGrad:")} == {
+        k: v.tobytes() for k, v in plain.result.heatmaps.items()}  # Grad-CAM's maps as without SmoothGrad
     assert any(key.startswith("SmoothGrad:test|") for key in both.result.heatmaps)
     table = views.explanation_table([plain, both])
     assert ("both", "test", "SmoothGrad") in table.index and ("plain", "test", "Grad-CAM") in table.index
@@ -238,3 +244,7 @@ def test_smoothgrad_runs_beside_grad_cam_on_the_test_part_and_is_shown_per_metho
     checks = views.randomisation_table([both])
     assert {m for _, m, _ in checks.index} == {"Grad-CAM", "SmoothGrad"}
     assert isinstance(views.heatmaps([both], "both", study, method="SmoothGrad"), Figure)
+    with pytest.raises(ValueError, match=r"stored no SmoothGrad maps of evaluation 'test_unmasked'.*SmoothGrad:test"):
+        views.heatmaps([both], "both", study, evaluation="test_unmasked", method="SmoothGrad")
+    with pytest.raises(ValueError, match="needs explain=True"):
+        run_all([BUSI.but(smoothgrad=True, explain=False, label="nothing to explain")], profile=TINY, progress=False)

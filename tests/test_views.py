@@ -56,7 +56,8 @@ def test_explanation_table_scores_what_it_can_and_counts_the_rest_by_reason():
     table = views.explanation_table([_outcome(0, 0.9), _outcome(1, 0.9)])
     row = table.loc[("main", "test")]
     assert row["images"] == 6 and row["scored"] == 2 and row["energy_ratio"] == 5.0
-    assert row["no mask"] == 2 and row["no heat"] == 2
+    assert row["mask_area"] == 0.1  # over the scored images only, as every other score
+    assert row["no mask"] == 2 and row["no heat"] == 2 and table["no heat"].dtype.kind == "i"
 
 
 def test_exclusions_lists_each_reason_with_its_records_and_seeds():

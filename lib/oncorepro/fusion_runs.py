@@ -31,7 +31,9 @@ def early_fusions(clinical: pd.DataFrame, before_imaging: pd.DataFrame, image: p
 
 def _cnn_training_cases(run: RunOutcome) -> list[str]:
     embeddings = fusion.run_embeddings(run)
-    return [] if embeddings is None else list(embeddings.index[embeddings["part"] == "train"])
+    if embeddings is None:
+        raise ValueError(f"run {run.key} ('{run.spec.label}') stored no embeddings: the fusions need an embed=True run")
+    return list(embeddings.index[embeddings["part"] == "train"])
 
 
 def late_fusions(cnn_run: RunOutcome, clinical: pd.DataFrame, labels: pd.Series, *, seed: int, grid: str,
@@ -43,14 +45,14 @@ def late_fusions(cnn_run: RunOutcome, clinical: pd.DataFrame, labels: pd.Series,
     held_out = fusion.run_probabilities([cnn_run], cnn_run.spec.classes)
     if held_out is None:
         return None
+    image = {"paper": fusion.run_probabilities([cnn_run], cnn_run.spec.classes, ("train", "test")),
+             "leakage_free": held_out}  # before the nested CV: a run without in-sample predictions fails at once
+    trained_on = _cnn_training_cases(cnn_run)
     clinical_oof = fusion.out_of_fold_probabilities(tabular.nested_cv(
         clinical, labels, labels.index, seed=seed, inner=3, grid=grid, models=[CLINICAL_LATE_MODEL],
         n_boot=n_boot).iloc[0])
-    image = {"paper": fusion.run_probabilities([cnn_run], cnn_run.spec.classes, ("train", "test")),
-             "leakage_free": held_out}
     return [fusion.seen_by_cnn(fusion.late_fusion({"clinical": clinical_oof, "image": image[protocol]}, labels,
-                                                  protocol=protocol, seed=seed, n_boot=n_boot),
-                               _cnn_training_cases(cnn_run))
+                                                  protocol=protocol, seed=seed, n_boot=n_boot), trained_on)
             for protocol in fusion.PROTOCOLS]
 
 
@@ -58,7 +60,8 @@ def intermediate_fusions(cnn_run: RunOutcome, clinical: pd.DataFrame, labels: pd
                          n_boot: int) -> list[pd.DataFrame] | None:
     """Intermediate fusion (``fusion.INTERMEDIATE_MODELS``) of the clinical columns with the CNN run's
     embeddings: under ``paper`` through the noisy-copy 80/20 protocol (embeddings of the CNN's training cases
-    are in-sample), under ``leakage_free`` fitted on the CNN's training cases and tested on its held-out cases
+    are in-sample), under ``leakage_free`` fitted on the CNN's training (and validation) cases and tested on its
+    held-out test cases
     (``fusion.split_fusion``). One table per protocol with ``test_rows_seen_by_cnn``; None while pending."""
     embeddings = fusion.run_embeddings(cnn_run)
     if embeddings is None:

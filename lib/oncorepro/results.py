@@ -24,7 +24,11 @@ class Result:
     ``metrics`` maps an evaluation name ("test", "test_unmasked", "external:<dataset>", and for ``embed=True``
     runs "train": the training cases in-sample) to metric values;
     ``ci`` maps the same names to {metric: [low, high]} bootstrap 95% intervals. ``predictions`` holds one row
-    per evaluated image (evaluation, id, label, pred, p_<class>...). ``heatmaps`` holds a few stored Grad-CAM maps.
+    per evaluated image (evaluation, id, label, pred, p_<class>...). ``explanations`` (heat-in-lesion scores per
+    image) and ``sanity`` (the model-randomisation check) are Grad-CAM's, with a ``method`` column where the run
+    also made SmoothGrad maps (``smoothgrad=True``; rows of the evaluations without SmoothGrad then have none). ``heatmaps`` holds a few
+    stored maps, keyed "<evaluation>|<id>" (Grad-CAM) or "<method>:<evaluation>|<id>"
+    (:func:`oncorepro.runner.heatmap_key`).
     ``embeddings`` (runs with ``embed=True``) holds the trained CNN's pooled features of every original image:
     id, part (train/val/test), emb_0 ... (stored as float16).
     """
@@ -40,9 +44,9 @@ class Result:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     explanations: pd.DataFrame = field(default_factory=pd.DataFrame)
-    sanity: pd.DataFrame = field(default_factory=pd.DataFrame)  # Grad-CAM model-randomisation check
+    sanity: pd.DataFrame = field(default_factory=pd.DataFrame)  # model-randomisation check
     split_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
-    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # id -> uint8 (h, w) map
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # key -> uint8 (h, w) map
     embeddings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def metric(self, name: str, evaluation: str = "test") -> float:

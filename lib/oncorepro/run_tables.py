@@ -55,7 +55,7 @@ def _eval_seconds(result: Result) -> dict[str, float]:
     per_image = result.timings.get("inference_seconds_per_image")
     if per_image is None or result.predictions.empty:
         return {}
-    return {"eval_seconds": per_image * int((result.predictions["evaluation"] == "test").sum())}
+    return {"eval_seconds": per_image * len(result.evaluated("test")[0])}
 
 
 def clip_scores(long: pd.DataFrame) -> pd.DataFrame:

@@ -147,16 +147,24 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, records: Sequence[Record], sp
 
 
 EXPLAINERS = {"Grad-CAM": explain.grad_cam, "SmoothGrad": explain.smoothgrad}
+DEFAULT_EXPLAINER = "Grad-CAM"  # every run's; its rows carry no ``method`` column unless another method ran too
+
+
+def heatmap_key(method: str, evaluation: str, record_id: str) -> str:
+    """A stored map's key: "<evaluation>|<id>" for Grad-CAM, "<method>:<evaluation>|<id>" for other methods."""
+    prefix = evaluation if method == DEFAULT_EXPLAINER else f"{method}:{evaluation}"
+    return f"{prefix}|{record_id}"
 
 
 def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Sequence[Record], name: str,
-             samples: int, methods: Sequence[str] = ("Grad-CAM",)) -> tuple[pd.DataFrame, dict[str, np.ndarray],
-                                                                          pd.DataFrame]:
-    """Explanations of the true class for every evaluated image, by each of ``methods`` (EXPLAINERS): heat-in-lesion
-    scores for all, stored maps for a balanced sample, and (on the test part only) the model-randomisation
+             samples: int, methods: Sequence[str] = (DEFAULT_EXPLAINER,)
+             ) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
+    """Explanations of the true class for every evaluated image, by each of ``methods`` (EXPLAINERS):
+    heat-in-lesion scores for all, stored maps for a balanced sample, and (on the test part only) the model-randomisation
     sanity check on its first few images (its random weights drawn with seed 0 in every run, so runs differ
     only in their trained weights). Rows and checks carry a ``method`` column where a method other than
-    Grad-CAM is asked for; map keys are "<evaluation>|<id>" for Grad-CAM, "<method>:<evaluation>|<id>" else."""
+    Grad-CAM is asked for; map keys as :func:`heatmap_key`. The randomisation check recomputes the first maps
+    of the trained model itself (for SmoothGrad another SANITY_IMAGES x 25 noisy passes)."""
     model = model.float().eval()
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float()
     targets = list(map(int, y))
@@ -168,17 +176,16 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
         maps = EXPLAINERS[method](model, images, targets)
         scores = explain.explanation_scores(maps, [m if m.any() else None for m in masks], [r.id for r in records])
         scores.insert(0, "evaluation", name)
-        prefix = name if method == "Grad-CAM" else f"{method}:{name}"
         for i in chosen:
             small = torch.nn.functional.interpolate(torch.from_numpy(maps[i])[None, None], size=HEATMAP_SIZE,
                                                     mode="bilinear", align_corners=False)[0, 0].numpy()
-            stored[f"{prefix}|{records[i].id}"] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+            stored[heatmap_key(method, name, records[i].id)] = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
         sanity = pd.DataFrame()
         if name == "test":
             sanity = explain.randomisation_check(model, images[:SANITY_IMAGES], targets[:SANITY_IMAGES],
                                                  method=EXPLAINERS[method], ids=[r.id for r in records[:SANITY_IMAGES]])
             sanity.insert(0, "evaluation", name)
-        if list(methods) != ["Grad-CAM"]:
+        if list(methods) != [DEFAULT_EXPLAINER]:
             scores.insert(1, "method", method)
             if not sanity.empty:
                 sanity.insert(1, "method", method)
@@ -208,6 +215,8 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str = "auto", progress: bool = True) -> Result:
     """Execute one spec end to end and return its result (not yet stored)."""
     began = time.perf_counter()
+    if spec.smoothgrad and not spec.explain:
+        raise ValueError("smoothgrad=True explains the test part beside Grad-CAM: it needs explain=True")
     if spec.embed and (spec.augment == "before_split" or spec.mask_images != "none" or spec.train_fraction < 1
                        or spec.sampling == "undersample"):
         raise ValueError("embed=True stores one embedding per case of the split, each in one part, and calls its "
@@ -286,7 +295,7 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
         predictions.append(table)
         inference = seconds if name == "test" else inference
         if spec.explain and name != "train":
-            methods = ("Grad-CAM", "SmoothGrad") if spec.smoothgrad and name == "test" else ("Grad-CAM",)
+            methods = (DEFAULT_EXPLAINER, *(["SmoothGrad"] if spec.smoothgrad and name == "test" else []))
             scores, maps, checks = _explain(trained.model, x, y, masks, recs, name, profile.explain_samples, methods)
             explanations.append(scores)
             sanity.append(checks)

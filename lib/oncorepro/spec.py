@@ -79,4 +79,5 @@ class RunSpec:
         return dataclasses.replace(self, **changes)
 
 
-LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None, "embed": False, "smoothgrad": False}  # field -> default left out of the key
+# field -> default: a late field at its default is left out of the key
+LATE_FIELDS: dict[str, Any] = {"augment": "none", "augment_to": None, "embed": False, "smoothgrad": False}

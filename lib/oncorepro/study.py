@@ -36,7 +36,10 @@ class Study:
     def run(self, *specs: RunSpec, seeds: Sequence[int] | None = None) -> list[RunOutcome]:
         """Every spec once per seed (the study's, or ``seeds``); finished runs come from the store, missing ones
         run if ``run_missing``."""
-        expanded = [spec.but(seed=seed) for spec in specs for seed in (self.seeds if seeds is None else seeds)]
+        seeds = self.seeds if seeds is None else tuple(seeds)
+        if not seeds:
+            raise ValueError("no seeds to run: give at least one")
+        expanded = [spec.but(seed=seed) for spec in specs for seed in seeds]
         outcomes = run_all(expanded, profile=self.profile, data_root=self.data_root, execute=self.run_missing,
                            device=self.device, progress=self.progress)
         for outcome in outcomes:  # one row per (run, setting label); a finished run replaces its pending row

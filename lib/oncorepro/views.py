@@ -21,7 +21,7 @@ from .data.splits import stratified_split
 from .images import apply_roi, resize_image, resize_mask
 from .report import verdict_sentence
 from .run_tables import finished, in_run_order, paper_bars, versus_paper
-from .runner import HEATMAP_SIZE, RunOutcome, mask_records, select_records
+from .runner import DEFAULT_EXPLAINER, HEATMAP_SIZE, RunOutcome, heatmap_key, mask_records, select_records
 from .spec import RunSpec
 from .study import Study, run_precision
 
@@ -139,11 +139,11 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
     by_id = {r.id: r for r in (*records, *mask_records(records))}  # mask pictures are images of some runs
     images, maps, masks, titles = [], [], [], []
     predictions = result.predictions.set_index(["evaluation", "id"])
-    wanted = evaluation if method == "Grad-CAM" else f"{method}:{evaluation}"
+    wanted = heatmap_key(method, evaluation, "")
     for name, heat in result.heatmaps.items():
-        where, record_id = name.split("|", 1)
-        if where != wanted:
+        if not name.startswith(wanted):
             continue
+        record_id = name.removeprefix(wanted)
         if record_id not in by_id:
             raise ValueError(f"heatmap {name!r} of '{setting}': no image {record_id!r} in {dataset} (an augmented "
                              "copy cannot be redrawn from the dataset)")
@@ -158,6 +158,10 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
         maps.append(heat.astype(np.float32) / 255)
         masks.append(mask if mask.any() else None)
         titles.append(f"{record_id}\ntrue {spec.classes[int(row['label'])]}, pred {spec.classes[int(row['pred'])]}")
+    if not images:
+        kept = sorted({name.split("|", 1)[0] for name in result.heatmaps})
+        raise ValueError(f"'{setting}' stored no {method} maps of evaluation {evaluation!r}; it has maps of: "
+                         f"{', '.join(kept) or 'none'} (<method>:<evaluation> for methods other than Grad-CAM)")
     return plots.heatmap_grid_figure(images, maps, titles, masks, ncols=4)
 
 
@@ -224,34 +228,41 @@ def _explanation_rows(runs: Sequence[RunOutcome], table: str) -> pd.DataFrame | 
     frames = [getattr(o.result, table).assign(setting=o.spec.label, seed=o.spec.seed) for o in finished(runs)
               if not getattr(o.result, table).empty]
     if not frames:
+        if finished(runs):
+            display(Markdown("*The finished runs made no explanations (their specs have `explain=False`).*"))
         return None
     rows = pd.concat(frames, ignore_index=True)
     if "method" in rows:
-        rows["method"] = rows["method"].fillna("Grad-CAM")
+        rows["method"] = rows["method"].fillna(DEFAULT_EXPLAINER)
     return rows
 
 
 def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
-    """Explanations against the lesion masks: mean per setting and evaluation (and method, where a run also
-    made SmoothGrad maps) over every image and seed."""
+    """Explanations against the lesion masks, per setting and evaluation (and method: a level of the index only
+    when some run also made SmoothGrad maps): the mean scores over the scored images of every seed, the images
+    evaluated, how many were scored, and per reason (no heat, no mask, empty mask) how many were not."""
     scores = _explanation_rows(runs, "explanations")
     if scores is None:
         return None
     columns = ["energy_in_mask", "mask_area", "energy_ratio", "pointing_game"]
     keys = ["setting", "evaluation", *(["method"] if "method" in scores else [])]
     groups = scores.groupby(keys, sort=False)
-    table = groups[columns].mean()  # over the scored images: an image without heat or mask has no score
+    scored = scores.dropna(subset=["energy_in_mask"])  # every score over the same images (mask_area included)
+    table = scored.groupby(keys, sort=False)[columns].mean().reindex(groups.size().index)
     table["images"] = groups.size()
     table["scored"] = groups["energy_in_mask"].count()
     unscored = scores[_noted(scores["note"])]
     if not unscored.empty:  # why the others have no score: one column per reason, a count of images
-        table = table.join(unscored.groupby([*keys, "note"]).size().unstack(fill_value=0))
-    return table.fillna({c: 0 for c in table.columns if c not in columns}).round(3)
+        reasons = unscored.groupby([*keys, "note"]).size().unstack(fill_value=0)
+        table = table.join(reasons)
+        table[list(reasons.columns)] = table[list(reasons.columns)].fillna(0).astype(int)
+    return table.round(3)
 
 
 def randomisation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
     """The model-parameter randomisation check (Adebayo et al. 2018) of the stored runs: per setting and stage
-    (classifier head re-initialised, or every weight), the mean rank (Spearman) and linear (Pearson) correlation
+    (classifier head re-initialised, or every weight; and method, a level of the index only when some run also
+    made SmoothGrad maps), the mean rank (Spearman) and linear (Pearson) correlation
     between the trained model's maps (Grad-CAM; per method where a run also made SmoothGrad maps) and the
     randomised model's, over the checked test images of every seed; a map that stays the same after
     randomisation (correlation near 1) does not depend on what was learnt."""
