@@ -56,6 +56,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b)
     np.testing.assert_allclose(straight.history["train_loss"], resumed.history["train_loss"])
+    assert (straight.resumed_after, resumed.resumed_after) == (0, 2)
 
 
 def test_best_val_selection_and_early_stopping():

@@ -79,3 +79,12 @@ def test_randomisation_table_averages_each_stage_over_images_and_seeds():
 def test_explanation_tables_of_pending_runs_only_say_so():
     assert views.explanation_table([_outcome(2, None)]) is None
     assert views.randomisation_table([_outcome(2, None)]) is None
+
+
+def test_provenance_says_which_runs_were_resumed_from_a_checkpoint():
+    from oncorepro.study import _resumed
+
+    assert _resumed({"train_seconds": 900.0, "wall_seconds": 950.0, "resumed_after_epoch": 0}) == ""
+    assert _resumed({"train_seconds": 900.0, "wall_seconds": 200.0, "resumed_after_epoch": 17}) == "after epoch 17"
+    assert _resumed({"train_seconds": 900.0, "wall_seconds": 200.0}) == "yes (epoch not recorded)"  # stored before
+    assert _resumed({"train_seconds": 900.0, "wall_seconds": 950.0}) == ""

@@ -305,7 +305,8 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     counts = split.counts().reset_index()
     timings = {"train_seconds": trained.seconds, "inference_seconds_per_image": inference,
                "epochs_run": int(trained.history["epoch"].max()), "selected_epoch": trained.selected_epoch,
-               "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began}
+               "train_images": int(len(train_x)), "wall_seconds": time.perf_counter() - began,
+               "resumed_after_epoch": trained.resumed_after}  # wall_seconds: this process's share
     record = provenance(trained.device)
     record.update({"precision": trained.precision, "weights_origin": info.weights_origin,
                    "input_normalisation": info.input_normalisation, "parameters": info.parameters,

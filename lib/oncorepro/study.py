@@ -63,9 +63,20 @@ class Study:
                             "torch": p.get("versions", {}).get("torch"),
                             "train s": round(result.timings.get("train_seconds", float("nan")), 1),
                             "wall s": round(result.timings.get("wall_seconds", float("nan")), 1),
+                            "resumed": _resumed(result.timings),
                             "data sha256": ", ".join(f"{k}:{v[:12]}" for k, v in p.get("data_digest", {}).items())})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _resumed(timings: dict) -> str:
+    """After which epoch a run was taken over from its checkpoint ("wall s" is then the last process's share
+    only); runs stored before this was recorded show it by a wall time below their summed epoch times."""
+    if "resumed_after_epoch" in timings:
+        return f"after epoch {timings['resumed_after_epoch']}" if timings["resumed_after_epoch"] else ""
+    if timings.get("wall_seconds", 0) < timings.get("train_seconds", 0):
+        return "yes (epoch not recorded)"
+    return ""
 
 
 def run_precision(provenance: dict) -> str:

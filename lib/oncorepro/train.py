@@ -79,6 +79,7 @@ class TrainOutput:
     device: str
     selected_epoch: int
     precision: str
+    resumed_after: int = 0  # epochs a checkpoint held when this process took the run over (0: trained afresh)
 
 
 def _channels_last(device: torch.device, precision: str) -> bool:
@@ -160,7 +161,7 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
     rows: list[dict] = []
     batches = batch_bounds(len(x), config.batch_size, merge_single=_has_batch_norm(model))
     best = (float("inf"), 0, None)  # val loss, epoch, state
-    start_epoch = 1
+    start_epoch, resumed_after = 1, 0
     if config.checkpoint is not None and Path(config.checkpoint).exists():
         saved = torch.load(config.checkpoint, map_location=device, weights_only=False)
         _check_resumable(saved, Path(config.checkpoint), precision, len(batches))
@@ -168,6 +169,7 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         optimizer.load_state_dict(saved["optimizer"])
         rows, best = saved["history"], saved["best"]
         start_epoch = config.epochs + 1 if saved.get("stopped") else saved["epoch"] + 1
+        resumed_after = int(saved["epoch"])
     for epoch in range(start_epoch, config.epochs + 1):
         began = time.perf_counter()
         torch.manual_seed(config.seed * 1000 + epoch)
@@ -212,7 +214,7 @@ def train(model: nn.Module, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tup
         selected = best[1]
     history = pd.DataFrame(rows)
     return TrainOutput(model=model, history=history, seconds=float(history["seconds"].sum()),
-                       device=str(device), selected_epoch=selected, precision=precision)
+                       device=str(device), selected_epoch=selected, precision=precision, resumed_after=resumed_after)
 
 
 def predict_proba(model: nn.Module, x: np.ndarray, *, batch_size: int = 64, device: str = "auto",
