@@ -214,3 +214,21 @@ def test_fusions_over_a_pending_cnn_run_wait_for_it():
     clinical = pd.DataFrame({"Age": [40.0, 60.0]}, index=labels.index)
     assert fusion_runs.late_fusions(pending, clinical, labels, seed=0, grid="small", n_boot=10) is None
     assert fusion_runs.intermediate_fusions(pending, clinical, labels, seed=0, grid="small", n_boot=10) is None
+
+
+def test_early_fusions_run_both_protocols_and_the_before_imaging_set(monkeypatch):
+    from oncorepro import fusion_runs
+    from oncorepro.report import PaperValue
+
+    clinical, image = _blocks()
+    tables, before = fusion_runs.early_fusions(clinical, clinical[["age"]], image, Y, seed=0, grid="small", n_boot=50)
+    assert [t["protocol"].iloc[0] for t in tables] == ["paper", "leakage_free"]
+    assert set(tables[1]["model"]) == {"Extra Trees", "AdaBoost"} and (tables[1]["roc_auc"] > 0.9).all()
+    assert (before["protocol"] == "leakage_free, before imaging only").all() and (before["n_features"] == 3).all()
+    shown = []
+    monkeypatch.setattr(fusion_runs, "display", shown.append)
+    paper = [PaperValue(paper="p", item="Table 4", setting="fusion / early / AdaBoost", metric="roc_auc", value=0.99),
+             PaperValue(paper="p", item="Table 4", setting="fusion / late / Aggregation", metric="roc_auc", value=0.99)]
+    fusion_runs.table4(paper, {"early": tables, "late": None})
+    verdicts = [table for table in shown if isinstance(table, pd.DataFrame)]
+    assert len(verdicts) == 2 and all(t["verdict"].str.startswith("not run").sum() == 1 for t in verdicts)
