@@ -29,8 +29,8 @@ def early_fusions(clinical: pd.DataFrame, before_imaging: pd.DataFrame, image: p
     return tables, before.assign(protocol="leakage_free, before imaging only")
 
 
-def _cnn_training_cases(run: RunOutcome) -> list[str]:
-    embeddings = fusion.run_embeddings(run)
+def _cnn_training_cases(run: RunOutcome, embeddings: pd.DataFrame | None) -> list[str]:
+    """The cases the CNN trained on, from its stored embeddings (``fusion.run_embeddings``)."""
     if embeddings is None:
         raise ValueError(f"run {run.key} ('{run.spec.label}') stored no embeddings: the fusions need an embed=True run")
     return list(embeddings.index[embeddings["part"] == "train"])
@@ -47,7 +47,7 @@ def late_fusions(cnn_run: RunOutcome, clinical: pd.DataFrame, labels: pd.Series,
         return None
     image = {"paper": fusion.run_probabilities([cnn_run], cnn_run.spec.classes, ("train", "test")),
              "leakage_free": held_out}  # before the nested CV: a run without in-sample predictions fails at once
-    trained_on = _cnn_training_cases(cnn_run)
+    trained_on = _cnn_training_cases(cnn_run, fusion.run_embeddings(cnn_run))
     clinical_oof = fusion.out_of_fold_probabilities(tabular.nested_cv(
         clinical, labels, labels.index, seed=seed, inner=3, grid=grid, models=[CLINICAL_LATE_MODEL],
         n_boot=n_boot).iloc[0])
@@ -61,8 +61,8 @@ def intermediate_fusions(cnn_run: RunOutcome, clinical: pd.DataFrame, labels: pd
     """Intermediate fusion (``fusion.INTERMEDIATE_MODELS``) of the clinical columns with the CNN run's
     embeddings: under ``paper`` through the noisy-copy 80/20 protocol (embeddings of the CNN's training cases
     are in-sample), under ``leakage_free`` fitted on the CNN's training (and validation) cases and tested on its
-    held-out test cases
-    (``fusion.split_fusion``). One table per protocol with ``test_rows_seen_by_cnn``; None while pending."""
+    held-out test cases (``fusion.split_fusion``). One table per protocol with ``test_rows_seen_by_cnn``; None
+    while pending."""
     embeddings = fusion.run_embeddings(cnn_run)
     if embeddings is None:
         return None
@@ -71,7 +71,8 @@ def intermediate_fusions(cnn_run: RunOutcome, clinical: pd.DataFrame, labels: pd
                                     grid=grid, n_boot=n_boot),
               fusion.split_fusion(blocks, labels, embeddings["part"], seed=seed, models=fusion.INTERMEDIATE_MODELS,
                                   grid=grid, n_boot=n_boot))
-    return [fusion.seen_by_cnn(table, _cnn_training_cases(cnn_run)) for table in tables]
+    trained_on = _cnn_training_cases(cnn_run, embeddings)
+    return [fusion.seen_by_cnn(table, trained_on) for table in tables]
 
 
 def table4(paper: Sequence[report.PaperValue], fusions: Mapping[str, Sequence[pd.DataFrame] | None]) -> None:

@@ -160,11 +160,12 @@ def _explain(model, x: np.ndarray, y: np.ndarray, masks: np.ndarray, records: Se
              samples: int, methods: Sequence[str] = (DEFAULT_EXPLAINER,)
              ) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame]:
     """Explanations of the true class for every evaluated image, by each of ``methods`` (EXPLAINERS):
-    heat-in-lesion scores for all, stored maps for a balanced sample, and (on the test part only) the model-randomisation
-    sanity check on its first few images (its random weights drawn with seed 0 in every run, so runs differ
-    only in their trained weights). Rows and checks carry a ``method`` column where a method other than
-    Grad-CAM is asked for; map keys as :func:`heatmap_key`. The randomisation check recomputes the first maps
-    of the trained model itself (for SmoothGrad another SANITY_IMAGES x 25 noisy passes)."""
+    heat-in-lesion scores for all, stored maps for a balanced sample, and (on the test part only) the
+    model-randomisation sanity check on its first few images (its random weights drawn with seed 0 in every
+    run, so runs differ only in their trained weights). Rows and checks carry a ``method`` column where a
+    method other than Grad-CAM is asked for; map keys as :func:`heatmap_key`. The randomisation check
+    recomputes the first maps of the trained model itself (for SmoothGrad another SANITY_IMAGES x 25 noisy
+    passes)."""
     model = model.float().eval()
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float()
     targets = list(map(int, y))

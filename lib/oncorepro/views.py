@@ -126,7 +126,7 @@ def training_curves(runs: Sequence[RunOutcome], setting: str) -> Figure | None:
 
 
 def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation: str = "test",
-             method: str = "Grad-CAM") -> Figure | None:
+             method: str = DEFAULT_EXPLAINER) -> Figure | None:
     """The stored maps of ``method`` (Grad-CAM, or SmoothGrad for ``smoothgrad`` runs) of the first seed's run
     over the images the model saw."""
     results = _results(runs, setting)
