@@ -7,7 +7,6 @@ which paper it serves. Paper values come in as ``report.PaperValue`` lists. The 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -176,16 +175,25 @@ def accuracy_bars(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]
 
 
 def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> pd.DataFrame:
-    """Training time and inference time per image, ours beside the paper's, with the devices and arithmetic
-    the seeds ran on (a mean over float32 and bf16 runs mixes two speeds: the provenance table has each run)."""
-    table = report.compare([v for v in paper if v.metric in TIMINGS], summary(runs, metrics=TIMINGS))
-    setups: dict[str, Counter] = {}
+    """Training time and inference time per image, ours beside the paper's: one row per paper value and device
+    with arithmetic (seeds that ran on different devices are never averaged together; the provenance table has
+    each run). A paper value with no run of ours keeps one "not run" row."""
+    timed = [v for v in paper if v.metric in TIMINGS]
+    setups: dict[str, list[RunOutcome]] = {}
     for o in finished(runs):
-        setups.setdefault(o.spec.label, Counter())[f"{o.result.provenance.get('device', '')} "
-                                                  f"{run_precision(o.result.provenance)}"] += 1
-    table["our device"] = table["setting"].map(
-        {label: "; ".join(f"{setup} x{n}" for setup, n in counts.items()) for label, counts in setups.items()})
-    return report.format_table(table.drop(columns=["relation", "n"]), PERCENT)
+        setup = f"{o.result.provenance.get('device', '')} {run_precision(o.result.provenance)}"
+        setups.setdefault(setup, []).append(o)
+    frames = [report.compare(timed, summary(group, metrics=TIMINGS)).assign(**{"our device": setup})
+              for setup, group in setups.items()]
+    table = pd.concat([report.compare(timed, summary([], metrics=TIMINGS)).assign(**{"our device": ""}), *frames],
+                      ignore_index=True)
+    measured = set(zip(table.loc[table["n"] > 0, "setting"], table.loc[table["n"] > 0, "metric"]))
+    keep = [n > 0 or ((setting, metric) not in measured and device == "")
+            for setting, metric, n, device in zip(table["setting"], table["metric"], table["n"], table["our device"])]
+    order = {(v.setting, v.metric): i for i, v in enumerate(timed)}
+    table = table[keep]
+    table = table.iloc[np.argsort([order[pair] for pair in zip(table["setting"], table["metric"])], kind="stable")]
+    return report.format_table(table.drop(columns=["relation"]), PERCENT).rename(columns={"n": "runs"})
 
 
 def side_by_side(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str = "test") -> pd.DataFrame:
