@@ -20,9 +20,8 @@ from . import plots, report
 from .learning_curves import curve_readings
 from .metrics import across_seeds, classification_metrics, summarise_runs
 from .results import Result
-from .runner import RunOutcome
+from .runner import MASK_ID_SEPARATOR, RunOutcome
 
-MASK_ID_SEPARATOR = "|"  # runner.mask_records names a mask image "<image id>|<mask file stem>"
 
 
 def finished(runs: Sequence[RunOutcome], setting: str | None = None) -> list[RunOutcome]:

@@ -80,11 +80,28 @@ def select_records(records: Sequence[Record], classes: Sequence[str]) -> tuple[l
     return kept, excluded
 
 
+MASK_ID_SEPARATOR = "|"  # a mask picture's record id: "<image id>|<mask file stem>"
+EXTERNAL = "external:"  # an external test set's evaluation: "external:<dataset>"; its exclusions' ids add ":<id>"
+
+
+def external_name(dataset: str, record_id: str | None = None) -> str:
+    """The evaluation name of an external test set, or with ``record_id`` the exclusion id of one of its records."""
+    return f"{EXTERNAL}{dataset}" if record_id is None else f"{EXTERNAL}{dataset}:{record_id}"
+
+
+def external_dataset(name: str) -> tuple[str, str] | None:
+    """(dataset, record id or "") of an :func:`external_name`; None for a name of the run's own dataset."""
+    if not name.startswith(EXTERNAL):
+        return None
+    dataset, _, record_id = name.removeprefix(EXTERNAL).partition(":")
+    return dataset, record_id
+
+
 def mask_records(records: Sequence[Record]) -> list[Record]:
     """Every mask file as an image of its image's class and group: how a tool that only takes labelled images
     (Teachable Machine) can be given segmentation masks. A mask picture's lesion is its own white area, so it
     is also its own mask (under ROI it stays itself, and heat-in-lesion scores have a region)."""
-    return [replace(r, id=f"{r.id}|{path.stem}", path=path, mask_paths=(path,), boxes=None, meta={"mask_of": r.id})
+    return [replace(r, id=f"{r.id}{MASK_ID_SEPARATOR}{path.stem}", path=path, mask_paths=(path,), boxes=None, meta={"mask_of": r.id})
             for r in records for path in r.mask_paths]
 
 
@@ -282,10 +299,10 @@ def run_one(spec: RunSpec, profile: Profile, root: Path, key: str, device: str =
     for name in spec.external:
         external = _dataset(name, root)
         ext_records, ext_excluded = select_records(external.records, spec.classes)
-        exclusions += [{"id": f"external:{name}:{e['id']}", "reason": e["reason"]} for e in ext_excluded]
-        exclusions += [{"id": f"external:{name}:{e.path}", "reason": e.reason} for e in external.exclusions]
+        exclusions += [{"id": external_name(name, e["id"]), "reason": e["reason"]} for e in ext_excluded]
+        exclusions += [{"id": external_name(name, str(e.path)), "reason": e.reason} for e in external.exclusions]
         ext_x, ext_masks, ext_y = _arrays(ext_records, spec, _digest(name, root), held_out_roi)
-        evaluations[f"external:{name}"] = (ext_x, ext_y, ext_masks, ext_records)
+        evaluations[external_name(name)] = (ext_x, ext_y, ext_masks, ext_records)
     if spec.embed:  # in-sample: fusion under the paper's protocol takes the CNN's probabilities of every case
         evaluations["train"] = originals["train"]
     all_metrics, all_ci, confusions, predictions, explanations, sanity, heatmaps = {}, {}, {}, [], [], [], {}

@@ -20,7 +20,8 @@ from .data.splits import stratified_split
 from .images import apply_roi, resize_image, resize_mask
 from .report import verdict_sentence
 from .run_tables import finished, in_run_order, paper_bars, versus_paper
-from .runner import DEFAULT_EXPLAINER, HEATMAP_SIZE, RunOutcome, heatmap_key, mask_records, select_records
+from .runner import (DEFAULT_EXPLAINER, HEATMAP_SIZE, RunOutcome, external_dataset, heatmap_key, mask_records,
+                     select_records)
 from .spec import RunSpec
 from .study import Study, run_precision
 
@@ -133,7 +134,7 @@ def heatmaps(runs: Sequence[RunOutcome], setting: str, study: Study, evaluation:
         return None
     result = results[0]
     spec = result.spec
-    dataset = evaluation.removeprefix("external:") if evaluation.startswith("external:") else spec.dataset
+    dataset = (external_dataset(evaluation) or (spec.dataset,))[0]
     records = load_dataset(dataset, study.root(spec.dataset, *spec.external)).records
     by_id = {r.id: r for r in (*records, *mask_records(records))}  # mask pictures are images of some runs
     images, maps, masks, titles = [], [], [], []
@@ -292,9 +293,7 @@ def exclusions(runs: Sequence[RunOutcome]) -> pd.DataFrame:
     rows = []
     for o in finished(runs):
         for e in o.result.exclusions:
-            dataset, record = o.spec.dataset, e["id"]
-            if record.startswith("external:"):  # "external:<dataset>:<id>"
-                _, dataset, record = record.split(":", 2)
+            dataset, record = external_dataset(e["id"]) or (o.spec.dataset, e["id"])
             rows.append({"setting": o.spec.label, "dataset": dataset, "seed": o.spec.seed, "reason": e["reason"],
                          "id": record})
     keys = ["setting", "dataset", "reason"]
