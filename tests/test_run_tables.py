@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from oncorepro import run_tables
@@ -29,6 +30,16 @@ def test_summary_of_a_single_run_takes_its_bootstrap_interval_only_when_asked(ma
     assert single.loc["accuracy", ["low", "high"]].tolist() == [0.6, 1.0]  # clipped to a score's [0, 1]
     assert np.isnan(single.loc["test_loss_min", "low"])  # a curve reading has no bootstrap interval
     assert "test_loss_min" not in set(run_tables.summary(runs, ["test_loss_min"], readings=False)["metric"])
+
+
+def test_intervals_stay_inside_what_each_metric_can_take():
+    long = pd.DataFrame({"setting": "A", "metric": ["accuracy", "train_seconds", "test_loss_min", "plateau_epoch"],
+                         "mean": [0.9, 5.0, 0.1, 2.0], "low": [0.7, -4.0, -0.2, -3.0], "high": [1.2, 14.0, 0.4, 7.0],
+                         "n": 2})
+    clipped = run_tables.clip_intervals(long).set_index("metric")
+    assert clipped.loc["accuracy", ["low", "high"]].tolist() == [0.7, 1.0]
+    assert clipped["low"].drop("accuracy").tolist() == [0.0, 0.0, 0.0]  # no negative time, loss or epoch
+    assert clipped.loc["train_seconds", "high"] == 14.0
 
 
 def test_compare_matches_scores_and_curve_statements_and_maps_variants(make_run):

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from . import plots, report
 from .metrics import summarise_runs
-from .run_tables import clip_scores, finished
+from .run_tables import clip_intervals, finished
 from .runner import RunOutcome
 
 COLUMNS = ["configuration", "train_fraction", "train_images", "mean", "low", "high", "n"]
@@ -31,7 +31,7 @@ def size_study(runs: Sequence[RunOutcome], metric: str, evaluation: str = "test"
         return pd.DataFrame(columns=COLUMNS)
     table = pd.DataFrame(rows)
     groups = ["configuration", "train_fraction"]
-    out = clip_scores(summarise_runs(table, groups, [metric]))
+    out = clip_intervals(summarise_runs(table, groups, [metric]))
     images = table.groupby(groups)["train_images"].mean()
     out["train_images"] = [float(images[key]) for key in zip(out["configuration"], out["train_fraction"])]
     return out[COLUMNS].sort_values(groups, ignore_index=True)

@@ -57,18 +57,20 @@ def _eval_seconds(result: Result) -> dict[str, float]:
     return {"eval_seconds": per_image * len(result.evaluated("test")[0])}
 
 
-def clip_scores(long: pd.DataFrame) -> pd.DataFrame:
-    """A long summary table with the intervals of scores clipped to [0, 1] (in place, and returned)."""
+def clip_intervals(long: pd.DataFrame) -> pd.DataFrame:
+    """A long summary table with its intervals clipped to what the metrics can take (in place, and returned):
+    scores to [0, 1], every other kind (losses, counts, seconds, epochs, settings) to zero and above."""
     scores = long["metric"].map(report.metric_kind) == "fraction"
     long.loc[scores, ["low", "high"]] = long.loc[scores, ["low", "high"]].clip(0, 1)
+    long.loc[~scores, ["low", "high"]] = long.loc[~scores, ["low", "high"]].clip(lower=0)
     return long
 
 
 def summary(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str = "test", *, readings: bool = True,
             single_run_ci: bool = False) -> pd.DataFrame:
     """Mean and 95% t-interval over seeds per setting, long format (``report.SUMMARY_COLUMNS``), for the
-    ``metrics`` the runs have (metric values, curve readings or timings); intervals of scores are clipped to
-    [0, 1]. ``single_run_ci``: a setting with a single finished run shows that run's bootstrap interval."""
+    ``metrics`` the runs have (metric values, curve readings or timings); intervals are clipped to
+    the metric's range (:func:`clip_intervals`). ``single_run_ci``: a setting with a single finished run shows that run's bootstrap interval."""
     table = per_run(runs, evaluation, readings=readings)
     present = [m for m in metrics if m in table.columns]
     if table.empty or not present:
@@ -78,7 +80,7 @@ def summary(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str 
         bootstrap = {o.spec.label: o.result.ci.get(evaluation, {}) for o in finished(runs)}
         for i, row in long[long["n"] == 1].iterrows():
             long.loc[i, ["low", "high"]] = bootstrap.get(row["setting"], {}).get(row["metric"], (np.nan, np.nan))
-    return clip_scores(long)
+    return clip_intervals(long)
 
 
 def versus_paper(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue], items: Sequence[str],
@@ -213,7 +215,7 @@ def evaluated_inputs(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluat
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
-    long = clip_scores(summarise_runs(table, ["setting", "test items"], list(metrics)))
+    long = clip_intervals(summarise_runs(table, ["setting", "test items"], list(metrics)))
     formatted = report.format_table(long, ["mean"])
     wide = formatted.pivot(index=["setting", "test items"], columns="metric", values="mean")[list(metrics)]
     wide.insert(0, "items", table.groupby(["setting", "test items"])["items"].mean().round().astype(int))

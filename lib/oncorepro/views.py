@@ -194,6 +194,7 @@ def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> p
     order = {(v.setting, v.metric): i for i, v in enumerate(timed)}
     table = table[keep]
     table = table.iloc[np.argsort([order[pair] for pair in zip(table["setting"], table["metric"])], kind="stable")]
+    table = table.reset_index(drop=True)
     return report.format_table(table.drop(columns=["relation"]), PERCENT).rename(columns={"n": "runs"})
 
 
