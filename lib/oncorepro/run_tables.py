@@ -23,7 +23,6 @@ from .results import Result
 from .runner import MASK_ID_SEPARATOR, RunOutcome
 
 
-
 def finished(runs: Sequence[RunOutcome], setting: str | None = None) -> list[RunOutcome]:
     """The runs that have a result (of ``setting`` only, when given)."""
     return [o for o in runs if o.result is not None and (setting is None or o.spec.label == setting)]
@@ -70,7 +69,8 @@ def summary(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str 
             single_run_ci: bool = False) -> pd.DataFrame:
     """Mean and 95% t-interval over seeds per setting, long format (``report.SUMMARY_COLUMNS``), for the
     ``metrics`` the runs have (metric values, curve readings or timings); intervals are clipped to
-    the metric's range (:func:`clip_intervals`). ``single_run_ci``: a setting with a single finished run shows that run's bootstrap interval."""
+    the metric's range (:func:`clip_intervals`). ``single_run_ci``: a setting with a single finished run shows
+    that run's bootstrap interval."""
     table = per_run(runs, evaluation, readings=readings)
     present = [m for m in metrics if m in table.columns]
     if table.empty or not present:

@@ -101,8 +101,8 @@ def mask_records(records: Sequence[Record]) -> list[Record]:
     """Every mask file as an image of its image's class and group: how a tool that only takes labelled images
     (Teachable Machine) can be given segmentation masks. A mask picture's lesion is its own white area, so it
     is also its own mask (under ROI it stays itself, and heat-in-lesion scores have a region)."""
-    return [replace(r, id=f"{r.id}{MASK_ID_SEPARATOR}{path.stem}", path=path, mask_paths=(path,), boxes=None, meta={"mask_of": r.id})
-            for r in records for path in r.mask_paths]
+    return [replace(r, id=f"{r.id}{MASK_ID_SEPARATOR}{path.stem}", path=path, mask_paths=(path,), boxes=None,
+                    meta={"mask_of": r.id}) for r in records for path in r.mask_paths]
 
 
 def make_split(spec: RunSpec, records: list[Record]) -> Split:

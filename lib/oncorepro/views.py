@@ -184,17 +184,13 @@ def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> p
     for o in finished(runs):
         setup = f"{o.result.provenance.get('device', '')} {run_precision(o.result.provenance)}"
         setups.setdefault(setup, []).append(o)
-    frames = [report.compare(timed, summary(group, metrics=TIMINGS)).assign(**{"our device": setup})
-              for setup, group in setups.items()]
-    table = pd.concat([report.compare(timed, summary([], metrics=TIMINGS)).assign(**{"our device": ""}), *frames],
-                      ignore_index=True)
-    measured = set(zip(table.loc[table["n"] > 0, "setting"], table.loc[table["n"] > 0, "metric"]))
-    keep = [n > 0 or ((setting, metric) not in measured and device == "")
-            for setting, metric, n, device in zip(table["setting"], table["metric"], table["n"], table["our device"])]
-    order = {(v.setting, v.metric): i for i, v in enumerate(timed)}
-    table = table[keep]
-    table = table.iloc[np.argsort([order[pair] for pair in zip(table["setting"], table["metric"])], kind="stable")]
-    table = table.reset_index(drop=True)
+    unrun = report.compare(timed, summary([], metrics=TIMINGS)).assign(**{"our device": ""})
+    per_setup = [report.compare(timed, summary(group, metrics=TIMINGS)).assign(**{"our device": setup})
+                 for setup, group in setups.items()]
+    rows = []
+    for i in range(len(timed)):  # compare() keeps the paper's order: each value's measured rows, else "not run"
+        rows += [t.iloc[[i]] for t in per_setup if t["n"].iloc[i] > 0] or [unrun.iloc[[i]]]
+    table = pd.concat(rows, ignore_index=True) if rows else unrun
     return report.format_table(table.drop(columns=["relation"]), PERCENT).rename(columns={"n": "runs"})
 
 
