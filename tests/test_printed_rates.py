@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 from scipy import stats
 
 from oncorepro import printed_rates as pr
+from oncorepro.records import Record
 from oncorepro.report import PaperValue
 
 
@@ -38,3 +42,20 @@ def test_our_test_set_sizes_come_from_each_settings_first_run(make_run):
     table = pr.test_set_sizes(runs, "malignant")
     assert list(table.index) == ["A", "B"]
     assert table.loc["A"].tolist() == [4, 5, 9]  # malignant, the other classes, all test items
+
+
+def test_test_part_readings_place_each_implied_set_against_the_dataset_files():
+    # 20 malignant and 40 benign images with one mask each; 15% of each class rounded up: of the images, 3 malignant
+    # and 9 in all; of images and masks pooled, 6 malignant and 18 in all (of 120 files)
+    records = [Record("busi", f"{label} ({i})", Path(f"{label} ({i}).png"), label, (Path(f"{label} ({i})_mask.png"),))
+               for label, n in (("malignant", 20), ("benign", 40)) for i in range(n)]
+    implied = pd.DataFrame({"consistent": ["yes", "yes", "yes", "yes", "yes", "no confusion matrix fits"],
+                            "malignant (tp+fn)": [3, 3, 5, 6, 30, None], "test items": [9, 10, 17, 30, 40, None]},
+                           index=pd.Index(["A", "A2", "B", "C", "D", "E"], name="setting"))
+    implied = implied.astype({"malignant (tp+fn)": "Int64", "test items": "Int64"})  # as implied_test_sets gives
+    lines = pr.test_part_readings(implied, records, "malignant", 0.15).splitlines()
+    assert "(at most 3 malignant items of 20 malignant images, 9 items of 60 images;" in lines[0]
+    assert lines[0].endswith(": A.")  # A2 has one item too many for the images alone
+    assert "at most 6 malignant items of 40 malignant images and masks, 18 items of 120 files" in lines[1]
+    assert lines[1].endswith(": A2 (3 malignant of 10 items), B (5 malignant of 17 items).")
+    assert lines[2].endswith(": C, D.") and lines[3].endswith(": E.")  # C: too many items in all for a pooled part

@@ -4,6 +4,7 @@ rate can come from, beside ours."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from . import report
+from .records import Record
 from .run_tables import finished
 from .runner import RunOutcome
 
@@ -95,3 +97,40 @@ def test_set_sizes(runs: Sequence[RunOutcome], positive: str) -> pd.DataFrame:
         rows[o.spec.label] = {f"{positive} (tp+fn)": int(counts.get(positive, 0)),
                               "other classes (fp+tn)": total - int(counts.get(positive, 0)), "test items": total}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+
+
+def _names(settings: Sequence[str]) -> str:
+    return ", ".join(settings) if settings else "none"
+
+
+def test_part_readings(implied: pd.DataFrame, records: Sequence[Record], positive: str, test_fraction: float) -> str:
+    """Markdown: which test part of the dataset (``records``, each with its mask files) each implied test set of
+    :func:`implied_test_sets` fits, when ``test_fraction`` of each class is held out (rounded up, as a per-class
+    hold-out can give): of the images alone; of images and mask pictures pooled; or none, when the implied set
+    is larger than any test part the dataset holds, so that the printed rates cannot all be right."""
+    images: Counter[str] = Counter(r.label for r in records)
+    files: Counter[str] = Counter()
+    for r in records:
+        files[r.label] += 1 + len(r.mask_paths)
+    masks = files.total() - images.total()
+
+    def part(counts: Counter[str]) -> tuple[int, int]:  # the largest test part: items of the class, items in all
+        return math.ceil(test_fraction * counts[positive]), sum(math.ceil(test_fraction * n) for n in counts.values())
+
+    fitted = implied[implied["consistent"] == "yes"]
+    items, total = fitted[f"{positive} (tp+fn)"], fitted["test items"]
+    fits_images = (items <= part(images)[0]) & (total <= part(images)[1])
+    fits_pooled = ~fits_images & (items <= part(files)[0]) & (total <= part(files)[1])
+    pooled = [f"{s} ({items[s]} {positive} of {total[s]} items)" for s in fitted.index[fits_pooled]]
+    share = f"{test_fraction:.0%} of each class rounded up"
+    return "\n".join([
+        f"- **A test part of the images only** (at most {part(images)[0]} {positive} items of "
+        f"{images[positive]} {positive} images, {part(images)[1]} items of {images.total():,} images; {share}): "
+        f"{_names(list(fitted.index[fits_images]))}.",
+        f"- **A test part of images and masks pooled** (at most {part(files)[0]} {positive} items of "
+        f"{files[positive]} {positive} images and masks, {part(files)[1]} items of {files.total():,} files: "
+        f"{images.total():,} images and {masks:,} masks; {share}): {_names(pooled)}.",
+        f"- **No test part this dataset can hold** (more items than that): "
+        f"{_names(list(fitted.index[~fits_images & ~fits_pooled]))}.",
+        f"- **No confusion matrix fits the printed rates**: "
+        f"{_names(list(implied.index[implied['consistent'] != 'yes']))}."])
