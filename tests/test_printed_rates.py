@@ -46,16 +46,20 @@ def test_our_test_set_sizes_come_from_each_settings_first_run(make_run):
 
 def test_test_part_readings_place_each_implied_set_against_the_dataset_files():
     # 20 malignant and 40 benign images with one mask each; 15% of each class rounded up: of the images, 3 malignant
-    # and 9 in all; of images and masks pooled, 6 malignant and 18 in all (of 120 files)
+    # and 6 benign; of images and masks pooled, 6 malignant and 12 benign (18 items of 120 files)
     records = [Record("busi", f"{label} ({i})", Path(f"{label} ({i}).png"), label, (Path(f"{label} ({i})_mask.png"),))
                for label, n in (("malignant", 20), ("benign", 40)) for i in range(n)]
-    implied = pd.DataFrame({"consistent": ["yes", "yes", "yes", "yes", "yes", "no confusion matrix fits"],
-                            "malignant (tp+fn)": [3, 3, 5, 6, 30, None], "test items": [9, 10, 17, 30, 40, None]},
-                           index=pd.Index(["A", "A2", "B", "C", "D", "E"], name="setting"))
-    implied = implied.astype({"malignant (tp+fn)": "Int64", "test items": "Int64"})  # as implied_test_sets gives
+    implied = pd.DataFrame({"consistent": ["yes"] * 6 + ["no confusion matrix fits", "rates not printed"],
+                            "malignant (tp+fn)": [3, 1, 5, 6, 30, 4, None, None],
+                            "other classes (fp+tn)": [6, 7, 12, 24, 10, 2, None, None]},
+                           index=pd.Index(["A", "A2", "B", "C", "D", "F", "E", "G"], name="setting"))
+    implied = implied.astype({"malignant (tp+fn)": "Int64", "other classes (fp+tn)": "Int64"})  # as implied_test_sets
     lines = pr.test_part_readings(implied, records, "malignant", 0.15).splitlines()
-    assert "(at most 3 malignant items of 20 malignant images, 9 items of 60 images;" in lines[0]
-    assert lines[0].endswith(": A.")  # A2 has one item too many for the images alone
-    assert "at most 6 malignant items of 40 malignant images and masks, 18 items of 120 files" in lines[1]
-    assert lines[1].endswith(": A2 (3 malignant of 10 items), B (5 malignant of 17 items).")
-    assert lines[2].endswith(": C, D.") and lines[3].endswith(": E.")  # C: too many items in all for a pooled part
+    assert "(at most 3 malignant items of 20 malignant images and 9 items of 60 images;" in lines[0]
+    assert lines[0].endswith(": A.")  # A2: 9 items in all, but 7 others where the images hold 6
+    assert "at most 6 malignant items of 40 malignant images and masks and 18 items of 120 files" in lines[1]
+    assert lines[1].endswith(": A2 (1 malignant of 8 items), B (5 malignant of 17 items), F (4 malignant of 6 items).")
+    assert lines[2].endswith(": C, D.")  # C: 24 others where a pooled part holds 12; D: 30 malignant
+    assert lines[3].endswith(": E.")  # G printed no rates: left out
+    none_fit = implied.iloc[6:][["consistent"]]  # implied_test_sets gives no count columns when no setting fits
+    assert pr.test_part_readings(none_fit, records, "malignant", 0.15).splitlines()[0].endswith(": none.")

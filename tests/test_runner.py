@@ -13,7 +13,7 @@ from oncorepro.data import load_dataset
 from oncorepro.data.synthetic import synthetic_data_root
 from oncorepro.profiles import Profile
 from oncorepro.records import Record, read_image
-from oncorepro.runner import _embed, make_split, mask_records, run_all
+from oncorepro.runner import _embed, external_dataset, external_name, make_split, mask_records, run_all
 from oncorepro.spec import RunSpec
 
 TINY = Profile(name="test", description="tiny", spec_overrides={"data": "synthetic", "image_size": 32, "epochs": 1,
@@ -248,3 +248,10 @@ def test_smoothgrad_runs_beside_grad_cam_on_the_test_part_and_is_shown_per_metho
         views.heatmaps([both], "both", study, evaluation="test_unmasked", method="SmoothGrad")
     with pytest.raises(ValueError, match="needs explain=True"):
         run_all([BUSI.but(smoothgrad=True, explain=False, label="nothing to explain")], profile=TINY, progress=False)
+
+
+def test_external_names_read_back_as_dataset_and_record():
+    assert external_dataset(external_name("breast_lesions_usg")) == ("breast_lesions_usg", "")
+    record = "/data/case 1:a.png"  # an excluded file's path may hold the separator itself
+    assert external_dataset(external_name("breast_lesions_usg", record)) == ("breast_lesions_usg", record)
+    assert external_dataset("test_unmasked") is None and external_dataset("benign (1)") is None

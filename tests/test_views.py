@@ -91,13 +91,14 @@ def test_provenance_says_which_runs_were_resumed_from_a_checkpoint():
 
 
 def test_timings_keep_each_device_apart_and_list_an_unrun_paper_value_once():
-    paper = [PaperValue(paper="p", item="Table 6", setting="main", metric="train_seconds", value=120.0),
+    paper = [PaperValue(paper="p", item="Table 6", setting="main", metric="train_seconds", value=120.0, relation="~"),
              PaperValue(paper="p", item="Table 6", setting="other", metric="train_seconds", value=60.0)]
     runs = [_outcome(0, 0.9), _outcome(1, 0.9), _outcome(2, 0.9), _outcome(3, None)]
     for outcome, device in zip(runs, ["CPU", "CPU", "GPU"]):
         outcome.result.provenance.update(device=device, precision="bf16")
     table = views.timings(runs, paper).set_index("our device")
-    assert table.loc["CPU bf16", "ours"].startswith("10.50 s (") and table.loc["CPU bf16", "runs"] == "2"  # seeds 0 and 1
+    assert table.loc["CPU bf16", "ours"].startswith("10.50 s (")
+    assert table.loc["CPU bf16", "runs"] == "2"  # seeds 0 and 1
     assert table.loc["GPU bf16", "ours"] == "12.00 s" and table.loc["GPU bf16", "runs"] == "1"
     assert table.loc["", "setting"] == "other" and table.loc["", "verdict"] == "not run"
-    assert list(table["setting"]) == ["main", "main", "other"]
+    assert list(table["setting"]) == ["main", "main", "other"] and table["paper"].iloc[0] == "~120.00 s"

@@ -104,33 +104,36 @@ def _names(settings: Sequence[str]) -> str:
 
 
 def test_part_readings(implied: pd.DataFrame, records: Sequence[Record], positive: str, test_fraction: float) -> str:
-    """Markdown: which test part of the dataset (``records``, each with its mask files) each implied test set of
-    :func:`implied_test_sets` fits, when ``test_fraction`` of each class is held out (rounded up, as a per-class
-    hold-out can give): of the images alone; of images and mask pictures pooled; or none, when the implied set
-    is larger than any test part the dataset holds, so that the printed rates cannot all be right."""
+    """Markdown: which test part of the dataset (``records``, each with its mask files) can hold each implied test
+    set of :func:`implied_test_sets` (its smallest one), when ``test_fraction`` of each class is held out (rounded
+    up, as a per-class hold-out can give): the images alone; images and mask pictures pooled; or none, when the
+    implied set holds more items of the class or of the other classes than any test part, so that the printed
+    rates cannot all be right. Settings whose rates the paper did not print are left out."""
     images: Counter[str] = Counter(r.label for r in records)
     files: Counter[str] = Counter()
     for r in records:
         files[r.label] += 1 + len(r.mask_paths)
     masks = files.total() - images.total()
 
-    def part(counts: Counter[str]) -> tuple[int, int]:  # the largest test part: items of the class, items in all
-        return math.ceil(test_fraction * counts[positive]), sum(math.ceil(test_fraction * n) for n in counts.values())
+    def part(counts: Counter[str]) -> tuple[int, int]:  # the largest test part: items of the class, of the others
+        held = {label: math.ceil(test_fraction * n) for label, n in counts.items()}
+        return held.get(positive, 0), sum(held.values()) - held.get(positive, 0)
 
-    fitted = implied[implied["consistent"] == "yes"]
-    items, total = fitted[f"{positive} (tp+fn)"], fitted["test items"]
-    fits_images = (items <= part(images)[0]) & (total <= part(images)[1])
-    fits_pooled = ~fits_images & (items <= part(files)[0]) & (total <= part(files)[1])
-    pooled = [f"{s} ({items[s]} {positive} of {total[s]} items)" for s in fitted.index[fits_pooled]]
+    columns = [f"{positive} (tp+fn)", "other classes (fp+tn)"]
+    fitted = implied[implied["consistent"] == "yes"].reindex(columns=columns)
+    items, others = fitted[columns[0]], fitted[columns[1]]
+    in_images = (items <= part(images)[0]) & (others <= part(images)[1])
+    in_pooled = ~in_images & (items <= part(files)[0]) & (others <= part(files)[1])
+    pooled = [f"{s} ({items[s]} {positive} of {items[s] + others[s]} items)" for s in fitted.index[in_pooled]]
     share = f"{test_fraction:.0%} of each class rounded up"
     return "\n".join([
-        f"- **A test part of the images only** (at most {part(images)[0]} {positive} items of "
-        f"{images[positive]} {positive} images, {part(images)[1]} items of {images.total():,} images; {share}): "
-        f"{_names(list(fitted.index[fits_images]))}.",
-        f"- **A test part of images and masks pooled** (at most {part(files)[0]} {positive} items of "
-        f"{files[positive]} {positive} images and masks, {part(files)[1]} items of {files.total():,} files: "
+        f"- **Within a test part of the images only** (at most {part(images)[0]} {positive} items of "
+        f"{images[positive]} {positive} images and {sum(part(images))} items of {images.total():,} images; "
+        f"{share}): {_names(list(fitted.index[in_images]))}.",
+        f"- **Within a test part of images and masks pooled** (at most {part(files)[0]} {positive} items of "
+        f"{files[positive]} {positive} images and masks and {sum(part(files))} items of {files.total():,} files: "
         f"{images.total():,} images and {masks:,} masks; {share}): {_names(pooled)}.",
-        f"- **No test part this dataset can hold** (more items than that): "
-        f"{_names(list(fitted.index[~fits_images & ~fits_pooled]))}.",
+        f"- **In no test part this dataset can hold** (more items of a class than that): "
+        f"{_names(list(fitted.index[~in_images & ~in_pooled]))}.",
         f"- **No confusion matrix fits the printed rates**: "
-        f"{_names(list(implied.index[implied['consistent'] != 'yes']))}."])
+        f"{_names(list(implied.index[implied['consistent'] == 'no confusion matrix fits']))}."])

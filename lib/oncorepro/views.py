@@ -182,7 +182,7 @@ def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> p
     timed = [v for v in paper if v.metric in TIMINGS]
     setups: dict[str, list[RunOutcome]] = {}
     for o in finished(runs):
-        setup = f"{o.result.provenance.get('device', '')} {run_precision(o.result.provenance)}"
+        setup = " ".join(filter(None, [o.result.provenance.get("device"), run_precision(o.result.provenance)]))
         setups.setdefault(setup, []).append(o)
     unrun = report.compare(timed, summary([], metrics=TIMINGS)).assign(**{"our device": ""})
     per_setup = [report.compare(timed, summary(group, metrics=TIMINGS)).assign(**{"our device": setup})
@@ -191,7 +191,7 @@ def timings(runs: Sequence[RunOutcome], paper: Sequence[report.PaperValue]) -> p
     for i in range(len(timed)):  # compare() keeps the paper's order: each value's measured rows, else "not run"
         rows += [t.iloc[[i]] for t in per_setup if t["n"].iloc[i] > 0] or [unrun.iloc[[i]]]
     table = pd.concat(rows, ignore_index=True) if rows else unrun
-    return report.format_table(table.drop(columns=["relation"]), PERCENT).rename(columns={"n": "runs"})
+    return report.format_table(table, PERCENT).rename(columns={"n": "runs"})
 
 
 def side_by_side(runs: Sequence[RunOutcome], metrics: Sequence[str], evaluation: str = "test") -> pd.DataFrame:
