@@ -221,7 +221,8 @@ def test_isic_unexpected_class_folder_is_named(tmp_path):
     loaded = load_dataset("isic_binary", tmp_path)
     assert len(loaded.records) == 4 and [e.reason for e in loaded.exclusions] == ["not a class folder"]
     write_png(base / "test" / "unknown" / "2.jpg")
-    with pytest.raises(DataError, match=r"unknown: unexpected folder; test/ holds only the class folders benign, malignant"):
+    with pytest.raises(DataError,
+                       match=r"unknown: unexpected folder; test/ holds only the class folders benign, malignant"):
         load_dataset("isic_binary", tmp_path)
 
 

@@ -26,8 +26,8 @@ class Result:
     ``ci`` maps the same names to {metric: [low, high]} bootstrap 95% intervals. ``predictions`` holds one row
     per evaluated image (evaluation, id, label, pred, p_<class>...). ``explanations`` (heat-in-lesion scores per
     image) and ``sanity`` (the model-randomisation check) are Grad-CAM's, with a ``method`` column where the run
-    also made SmoothGrad maps (``smoothgrad=True``; rows of the evaluations without SmoothGrad then have none). ``heatmaps`` holds a few
-    stored maps, keyed "<evaluation>|<id>" (Grad-CAM) or "<method>:<evaluation>|<id>"
+    also made SmoothGrad maps (``smoothgrad=True``; rows of the evaluations without SmoothGrad then have none).
+    ``heatmaps`` holds a few stored maps, keyed "<evaluation>|<id>" (Grad-CAM) or "<method>:<evaluation>|<id>"
     (:func:`oncorepro.runner.heatmap_key`).
     ``embeddings`` (runs with ``embed=True``) holds the trained CNN's pooled features of every original image:
     id, part (train/val/test), emb_0 ... (stored as float16).

@@ -268,9 +268,8 @@ def explanation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
 def randomisation_table(runs: Sequence[RunOutcome]) -> pd.DataFrame | None:
     """The model-parameter randomisation check (Adebayo et al. 2018) of the stored runs: per setting and stage
     (classifier head re-initialised, or every weight; and method, a level of the index only when some run also
-    made SmoothGrad maps), the mean rank (Spearman) and linear (Pearson) correlation
-    between the trained model's maps (Grad-CAM; per method where a run also made SmoothGrad maps) and the
-    randomised model's, over the checked test images of every seed; a map that stays the same after
+    made SmoothGrad maps), the mean rank (Spearman) and linear (Pearson) correlation between the trained model's
+    maps and the randomised model's, over the checked test images of every seed; a map that stays the same after
     randomisation (correlation near 1) does not depend on what was learnt."""
     checks = _explanation_rows(runs, "sanity")
     if checks is None:

@@ -20,5 +20,3 @@ def resolve_weights_root(weights_root: str | Path | None = None) -> Path:
     if os.environ.get(WEIGHTS_ENV):
         return Path(os.environ[WEIGHTS_ENV]).expanduser().resolve()
     return REPO_ROOT.parent / "shared" / "weights"
-
-
